@@ -26,6 +26,12 @@ class InvalidInput(VintnerError):
     status = 400
 
 
+class Unauthorized(VintnerError):
+    """Missing or wrong credentials (401)."""
+
+    status = 401
+
+
 class NotFound(VintnerError):
     """The thing does not exist, or the caller may not know it exists (404)."""
 

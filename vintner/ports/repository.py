@@ -226,8 +226,10 @@ class Repository(ABC):
     def from_url(cls, url: str, options: Mapping[str, Any]) -> Repository: ...
 
     @abstractmethod
-    def transaction(self) -> AbstractContextManager[Transaction]:
-        """A write transaction (BEGIN IMMEDIATE on SQLite)."""
+    def transaction(self, *, readonly: bool = False) -> AbstractContextManager[Transaction]:
+        """A write transaction (BEGIN IMMEDIATE on SQLite), or with ``readonly=True`` a
+        read-only one (a deferred BEGIN on SQLite, so readers never wait for the write lock;
+        writes inside it are a programming error)."""
 
     @abstractmethod
     def claim_next_job(self, worker_id: uuid.UUID, now: datetime) -> ClaimedJob | None:
