@@ -112,7 +112,7 @@ def load_config(
 
 
 def _timings_from_env(env: Mapping[str, str]) -> Timings:
-    """``VINTNER_AGENT_<FIELD>`` (e.g. ``VINTNER_AGENT_CLAIM_INTERVAL_S=0.5``) overrides a timing."""
+    """``VINTNER_AGENT_<FIELD>`` overrides a timing, e.g. ``VINTNER_AGENT_CLAIM_INTERVAL_S=0.5``."""
     changes: dict[str, float | int] = {}
     for name, default in Timings().__dict__.items():
         raw = _first(env, f"VINTNER_AGENT_{name.upper()}")
@@ -121,7 +121,9 @@ def _timings_from_env(env: Mapping[str, str]) -> Timings:
         try:
             value = type(default)(float(raw))
         except ValueError as exc:
-            raise ConfigError(f"VINTNER_AGENT_{name.upper()} must be a number, got {raw!r}") from exc
+            raise ConfigError(
+                f"VINTNER_AGENT_{name.upper()} must be a number, got {raw!r}"
+            ) from exc
         if value < 0:
             raise ConfigError(f"VINTNER_AGENT_{name.upper()} must not be negative")
         changes[name] = value

@@ -49,7 +49,10 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         MASK,
     ),
-    (re.compile(r"(?i)\b(authorization\s*:\s*(?:basic|bearer)\s+)[A-Za-z0-9+/=._\-]+"), r"\1" + MASK),
+    (
+        re.compile(r"(?i)\b(authorization\s*:\s*(?:basic|bearer)\s+)[A-Za-z0-9+/=._\-]+"),
+        r"\1" + MASK,
+    ),
 )
 
 
