@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import flask
 import flask_smorest
+from marshmallow import ValidationError
 from webargs import core
 from webargs.flaskparser import FlaskParser
+
+from vintner.api.errors import MALFORMED_JSON, NOT_AN_OBJECT
+from vintner.api.fields import no_nul_anywhere
+from vintner.errors import InvalidInput
 
 
 class VintnerParser(FlaskParser):
@@ -24,3 +30,22 @@ class VintnerParser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = VintnerParser()
+
+
+def json_object_body() -> dict[str, Any]:
+    """The request body as a free-form JSON object (``{}`` when empty), for bodies no schema
+    describes (worker metadata patches)."""
+    raw = flask.request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidInput(MALFORMED_JSON) from None
+    if not isinstance(body, dict):
+        raise InvalidInput(NOT_AN_OBJECT)
+    try:
+        no_nul_anywhere(body)
+    except ValidationError as exc:
+        raise InvalidInput(" ".join(exc.messages)) from None
+    return body

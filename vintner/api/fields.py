@@ -60,7 +60,8 @@ def no_nul_anywhere(value: Any, path: str = "") -> None:
     """Reject NUL characters in any key or string nested in a JSON value."""
     if isinstance(value, str):
         if "\x00" in value:
-            raise ValidationError(f"Must not contain NUL characters{' at ' + path if path else ''}.")
+            where = f" at {path}" if path else ""
+            raise ValidationError(f"Must not contain NUL characters{where}.")
     elif isinstance(value, dict):
         for key, item in value.items():
             no_nul_anywhere(key, path)

@@ -21,8 +21,8 @@ from vintner.domain.model import (
     VineCache,
     VineCluster,
     VineDatabase,
-    Vineyard,
     VineNetwork,
+    Vineyard,
     Worker,
 )
 
