@@ -20,6 +20,15 @@ MASK = "[REDACTED]"
 _MIN_SECRET_LEN = 6
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    # PEM private keys (a GCP key file pasted into a variable, an SSH key...). First, so
+    # the key=value rule below does not break the BEGIN line before this one sees it.
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
+            re.S,
+        ),
+        MASK,
+    ),
     # Vintner worker tokens carry a recognisable prefix.
     (re.compile(r"vtw_[A-Za-z0-9_\-]{16,}"), MASK),
     # AWS access key ids (long-term AKIA, temporary ASIA, ...).
@@ -40,14 +49,6 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
             """
         ),
         r"\g<key>\g<sep>" + MASK,
-    ),
-    # PEM private keys (a GCP key file pasted into a variable, an SSH key...).
-    (
-        re.compile(
-            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)",
-            re.S,
-        ),
-        MASK,
     ),
     (
         re.compile(r"(?i)\b(authorization\s*:\s*(?:basic|bearer)\s+)[A-Za-z0-9+/=._\-]+"),
