@@ -214,3 +214,15 @@ def test_clean_base_env_drops_host_credentials() -> None:
 
 def test_version(terraform_runner: TerraformRunner) -> None:
     assert terraform_runner.version().startswith("Terraform v")
+
+
+def test_example_vine_document_plans(
+    terraform_runner: TerraformRunner, modules_dir: Path, tmp_path: Path
+) -> None:
+    """examples/vine.json, as a config snapshot, is a valid input for its module."""
+    vine = json.loads((modules_dir.parent / "vine.json").read_text())
+    ws = prepare_workspace(vine, modules_dir, tmp_path, backend=None).path
+    run(terraform_runner, ws, ["init", "-input=false", "-no-color"])
+    run(terraform_runner, ws, ["plan", "-input=false", "-no-color", f"-out={PLAN_FILE}"])
+    shown = run(terraform_runner, ws, ["show", "-json", PLAN_FILE], capture_stdout=True)
+    assert summarize_plan(json.loads(shown.stdout))["add"] == 4

@@ -79,7 +79,7 @@ class JobContext:
 
     @property
     def vine_id(self) -> str:
-        vine_id = self.job.get("vine_id") or self.snapshot.get("id")
+        vine_id = self.job.get("vine_id") or self.snapshot.get("vine_id")
         if not vine_id:
             raise JobFailed(f"{self.claimed.job_type} job has no vine")
         return str(vine_id)
