@@ -12,3 +12,8 @@ def register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(health.blp)
     for module in (workers, jobs, logs, artifacts):
         api.register_blueprint(module.blp)
+    # the operator API
+    from vintner.api import identities, queue, vines, vineyards
+
+    for module in (identities, vineyards, vines, queue):
+        api.register_blueprint(module.blp)

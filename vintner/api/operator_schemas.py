@@ -37,7 +37,7 @@ class StrictNumber(fields.Float):
             raise ValidationError("Not a valid number.")
         if not math.isfinite(value):
             raise ValidationError("Must be a finite number.")
-        return value
+        return float(value)  # as the database returns it, so responses and snapshots agree
 
 
 class StrictBool(fields.Boolean):

@@ -84,9 +84,16 @@ def _enqueue_vine_job(tx: Transaction, req: EnqueueRequest, job: Job, now: datet
     if req.vine_id is None:
         raise InvalidInput(f"{req.job_type.value} jobs need a vine_id",
                            errors={"vine_id": ["Required for this job type."]})
+    if req.config_snapshot is not None:
+        raise InvalidInput(
+            f"config_snapshot is built from the vine for {req.job_type.value} jobs",
+            errors={"config_snapshot": ["Not accepted for PLAN, DEPLOY or DESTROY jobs."]})
     vine = tx.get_vine(req.vine_id, for_update=True)
     if vine is None:
         raise NotFound("Vine not found")
+    if req.cloud_identity_id is not None and req.cloud_identity_id != vine.cloud_identity_id:
+        raise InvalidInput("cloud_identity_id must be the vine's cloud identity",
+                           errors={"cloud_identity_id": ["Differs from the vine's."]})
     if tx.find_unfinished_vine_job(vine.id) is not None:
         raise Conflict("The vine already has an unfinished PLAN, DEPLOY or DESTROY job")
     identity = tx.get_cloud_identity(vine.cloud_identity_id) if vine.cloud_identity_id else None

@@ -12,6 +12,7 @@ from vintner.domain.model import (
     CLUSTER_CONFIG_FIELDS,
     DATABASE_CONFIG_FIELDS,
     NETWORK_CONFIG_FIELDS,
+    EnvironmentStage,
     Vine,
     VineCache,
     VineCluster,
@@ -91,6 +92,14 @@ def _apply(vine: Vine, data: Mapping[str, Any], now: datetime) -> None:
     for name in VINE_FIELDS:
         if name in data:
             setattr(vine, name, data[name])
+    if "environment_stage" in data:
+        try:
+            vine.environment_stage = EnvironmentStage(data["environment_stage"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in EnvironmentStage)
+            raise InvalidInput(f"environment_stage must be one of: {allowed}",
+                               errors={"environment_stage": [f"Must be one of: {allowed}."]}
+                               ) from None
     if "cluster" in data:
         cluster = vine.cluster or VineCluster(id=new_id(), created_at=now)
         for name in CLUSTER_CONFIG_FIELDS:
@@ -136,6 +145,9 @@ def update_vine(repo: Repository, vine_id: uuid.UUID, data: Mapping[str, Any],
         vine = tx.get_vine(vine_id, for_update=True)
         if vine is None:
             raise NotFound("Vine not found")
+        if "vineyard_id" in data and data["vineyard_id"] != vine.vineyard_id:
+            raise InvalidInput("A vine cannot move to another vineyard",
+                               errors={"vineyard_id": ["Cannot be changed."]})
         _check_refs(tx, data)
         _apply(vine, data, now)
         tx.save_vine(vine)
