@@ -1,0 +1,44 @@
+# The two set-up commands of the README:
+#   make run   -- a virtualenv in .venv, then the server on SQLite + ./instance/artifacts
+#   make test  -- a virtualenv in .venv, then every test (SQLite pass, then PostgreSQL pass)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.vintner-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres lint bench demo clean
+
+$(STAMP): pyproject.toml examples/plugin-memory-store/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]' -e examples/plugin-memory-store
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/vintner serve
+
+# Both passes run even if the first fails; PostgreSQL tests skip with a reason when no server
+# is reachable, unless VINTNER_REQUIRE_POSTGRES=1 (CI) turns that into a failure.
+test: $(STAMP)
+	@status=0; \
+	$(MAKE) --no-print-directory test-sqlite || status=1; \
+	$(MAKE) --no-print-directory test-postgres || status=1; \
+	exit $$status
+
+test-sqlite: $(STAMP)
+	VINTNER_TEST_DATABASE=sqlite $(PY) -m pytest $(PYTEST_ARGS)
+
+# The database-backed suites again, on PostgreSQL (a throwaway database per session).
+test-postgres: $(STAMP)
+	VINTNER_TEST_DATABASE=postgresql $(PY) -m pytest $(PYTEST_ARGS) tests/api tests/contract tests/sql
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) bench/artifacts.py
+	$(PY) bench/claim.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache
