@@ -17,7 +17,7 @@ from vintner.services import Services
 
 #: JSON bodies are small; the artifact and state routes stream and set their own limits.
 MAX_JSON_BODY = 8 * 1024 * 1024
-STREAMING_ENDPOINT_SUFFIXES = ("plan_artifact", "terraform_state")
+STREAMING_BLUEPRINTS = frozenset({"artifacts", "terraform_state"})
 
 
 def build_services(settings: Settings) -> Services:
@@ -63,8 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     @app.before_request
     def limit_json_bodies() -> None:
-        endpoint = request.endpoint or ""
-        if not endpoint.endswith(STREAMING_ENDPOINT_SUFFIXES):
+        if request.blueprint not in STREAMING_BLUEPRINTS:
             request.max_content_length = MAX_JSON_BODY
 
     if settings.sweep_enabled:

@@ -7,13 +7,23 @@ from flask_smorest import Api
 
 
 def register_blueprints(app: Flask, api: Api) -> None:
-    from vintner.api import artifacts, health, jobs, logs, workers
+    from vintner.api import (
+        artifacts,
+        health,
+        identities,
+        jobs,
+        logs,
+        queue,
+        terraform_state,
+        vines,
+        vineyards,
+        workers,
+    )
 
+    # plain Flask blueprints: probes, and Terraform's http backend (LOCK/UNLOCK are no
+    # OpenAPI operations)
     app.register_blueprint(health.blp)
-    for module in (workers, jobs, logs, artifacts):
-        api.register_blueprint(module.blp)
-    # the operator API
-    from vintner.api import identities, queue, vines, vineyards
-
-    for module in (identities, vineyards, vines, queue):
+    app.register_blueprint(terraform_state.blp)
+    # the worker API, then the operator API
+    for module in (workers, jobs, logs, artifacts, identities, vineyards, vines, queue):
         api.register_blueprint(module.blp)
