@@ -210,6 +210,9 @@ def test_clean_base_env_drops_host_credentials() -> None:
         "TF_HTTP_PASSWORD": "p", "AWS_PROFILE": "prod",
     })
     assert env == {"PATH": "/bin", "AWS_ENDPOINT_URL_STS": "http://127.0.0.1:1"}
+    assert "TF_CLI_CONFIG_FILE" not in clean_base_env({"TF_CLI_CONFIG_FILE": "/nonexistent/rc"})
+    kept = {"TF_CLI_CONFIG_FILE": "/dev/null"}
+    assert clean_base_env(kept) == kept
 
 
 def test_version(terraform_runner: TerraformRunner) -> None:

@@ -265,7 +265,7 @@ class Agent:
                 raise JobLost(409, "job lost while running") from exc
             return "CANCELLED", f"cancelled on request ({exc})", {"phase": "cancelled"}
         except TerraformError as exc:
-            tail = self.redactor.redact(exc.stderr_tail.strip())
+            tail = self.redactor.redact(_from_first_error(exc.stderr_tail).strip())
             return "FAILED", _truncate(f"{exc}:\n{tail}" if tail else str(exc)), None
         except JobLost:
             raise
@@ -284,6 +284,15 @@ class Agent:
                 _truncate(self.redactor.redact(f"agent error: {type(exc).__name__}: {exc}")),
                 None,
             )
+
+
+def _from_first_error(stderr_tail: str) -> str:
+    """Terraform's diagnostics start at the first ``Error:`` line; warnings before it are noise."""
+    lines = stderr_tail.splitlines()
+    for i, line in enumerate(lines):
+        if line.lstrip("│ ").startswith("Error:"):
+            return "\n".join(lines[i:])
+    return stderr_tail
 
 
 def _truncate(message: str) -> str:

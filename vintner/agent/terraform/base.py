@@ -99,4 +99,11 @@ def clean_base_env(source: Mapping[str, str] | None = None) -> dict[str, str]:
         "ARM_ACCESS_KEY",
         "SUPABASE_SERVICE_ROLE_KEY",
     }
-    return {k: v for k, v in source.items() if k not in drop_exact}
+    env = {k: v for k, v in source.items() if k not in drop_exact}
+    # A TF_CLI_CONFIG_FILE naming a missing file makes Terraform print a warning on every
+    # command (noise in every job log and error message); without it Terraform silently
+    # looks for its default ~/.terraformrc.
+    cli_config = env.get("TF_CLI_CONFIG_FILE")
+    if cli_config and not os.path.exists(cli_config):
+        del env["TF_CLI_CONFIG_FILE"]
+    return env
