@@ -58,6 +58,16 @@ class StrictList(fields.List):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
+class ObjectNested(fields.Nested):
+    """A nested schema whose input must be a JSON object (the error names the field itself,
+    not ``<field>._schema``)."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("Not a valid JSON object.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 def _cidr(value: str) -> None:
     try:
         ipaddress.ip_network(value, strict=False)
@@ -145,11 +155,11 @@ class VineFieldsSchema(BaseSchema):
     environment_stage = Text(validate=one_of([s.value for s in EnvironmentStage]))
     region = Text(min_length=1, max_length=64)
     terraform_version = Text(allow_none=True, max_length=32)
-    terraform = fields.Nested(TerraformSchema)
-    cluster = fields.Nested(ClusterSchema)
-    databases = StrictList(fields.Nested(DatabaseSchema), validate=validate.Length(max=50))
-    caches = StrictList(fields.Nested(CacheSchema), validate=validate.Length(max=50))
-    network = fields.Nested(NetworkSchema, allow_none=True)
+    terraform = ObjectNested(TerraformSchema)
+    cluster = ObjectNested(ClusterSchema)
+    databases = StrictList(ObjectNested(DatabaseSchema), validate=validate.Length(max=50))
+    caches = StrictList(ObjectNested(CacheSchema), validate=validate.Length(max=50))
+    network = ObjectNested(NetworkSchema, allow_none=True)
 
 
 class VineCreateSchema(VineFieldsSchema):
