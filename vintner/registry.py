@@ -54,7 +54,8 @@ def uri_scheme(uri: str) -> str:
     """``s3://bucket/x`` → ``s3``. Lower-cased; raises ConfigError without a scheme."""
     match = _SCHEME.match(uri or "")
     if not match:
-        raise ConfigError(f"Not a URI with a scheme: {_redact(uri)!r}")
+        # The value is not echoed: a malformed database URL may still hold a password.
+        raise ConfigError("Not a URI with a scheme (expected scheme://...)")
     return match.group(1).lower()
 
 
@@ -123,7 +124,3 @@ def load_repository(url: str, options: Mapping[str, object] | None = None) -> An
         raise ConfigError(f"Repository entry point {scheme!r} has no from_url()")
     return from_url(url, dict(options or {}))
 
-
-def _redact(uri: str) -> str:
-    # A database URL may carry a password (postgresql://user:secret@host/db); never echo it.
-    return re.sub(r"//([^/@:]*):[^/@]*@", r"//\1:***@", str(uri))

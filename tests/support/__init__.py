@@ -1,0 +1,1 @@
+"""Shared test helpers: in-process servers (moto, a Storage-compatible server) and fixtures."""
