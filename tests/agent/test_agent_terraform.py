@@ -167,6 +167,7 @@ def test_cancel_interrupts_a_slow_apply(
     thread = threading.Thread(target=apply)
     thread.start()
     assert lines.wait_for("waiting 120s", timeout=60), lines.text()
+    time.sleep(0.5)  # let the shell exec the sleep
     started = time.monotonic()
     cancel.request()
     thread.join(timeout=30)

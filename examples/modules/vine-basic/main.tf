@@ -43,7 +43,8 @@ resource "terraform_data" "delay" {
   triggers_replace = [var.apply_delay_s]
 
   provisioner "local-exec" {
-    command = "echo 'waiting ${var.apply_delay_s}s'; sleep ${var.apply_delay_s}; echo done"
+    # exec: the shell becomes the sleep, so interrupting the apply stops the sleep too.
+    command = "echo 'waiting ${var.apply_delay_s}s'; exec sleep ${var.apply_delay_s}"
   }
 }
 

@@ -88,9 +88,10 @@ def run_process(
                 _signal(proc, signal.SIGKILL, group=True)
         with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=_POLL_S)
-    if interrupted_at is not None and not killed:
-        # Terraform exited; make sure no local-exec child outlives it.
-        _signal(proc, signal.SIGKILL, group=True)
+    if interrupted_at is not None:
+        # Terraform exited; make sure nothing it started (local-exec commands and their
+        # children, which may sit in process groups of their own) outlives the job.
+        _kill_session(proc.pid)
     for reader in readers:
         reader.join(timeout=10)
 
@@ -101,6 +102,32 @@ def run_process(
     if returncode != 0:
         raise TerraformError(tf_args, returncode, tail)
     return TerraformResult(tuple(tf_args), returncode, "".join(stdout_parts), tail)
+
+
+def _kill_session(sid: int) -> None:
+    """SIGKILL every process of session ``sid`` (the one start_new_session created).
+
+    A process group is not enough: Terraform may start provisioner commands in groups of
+    their own, but they stay in the session unless they call setsid themselves. Linux
+    only (reads /proc); elsewhere the process group is killed.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(sid, signal.SIGKILL)
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            # fields after the ")" that ends the command name: state ppid pgrp session ...
+            session = int(stat.rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if session == sid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
 
 
 def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals, *, group: bool) -> None:
