@@ -59,6 +59,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         "worker_token", {"type": "apiKey", "in": "header", "name": "X-Worker-Token"})
     api.spec.components.security_scheme("operator", {"type": "http", "scheme": "bearer"})
     register_blueprints(app, api)
+    # `flask --app app vintner …` (imported here, only when an app is built)
+    from vintner.cli import cli as vintner_cli
+
+    app.cli.add_command(vintner_cli)
     errors.register(app)  # after Api(): replaces flask-smorest's error shape with ours
 
     @app.before_request

@@ -1,0 +1,85 @@
+"""``vintner serve``: migrate if needed, then serve — Flask's development server when
+``VINTNER_ENV=development``, gunicorn (threaded workers) when ``production``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from vintner.cli.context import CliError
+
+DEFAULT_PORT = 8000
+
+
+def run_development(app: Any, host: str, port: int) -> None:
+    """Flask's development server: threaded, no reloader (the sweep thread and the printed
+    token would otherwise run twice)."""
+    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+
+def run_production(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
+    """gunicorn with ``gthread`` workers; each worker process builds its own app (database
+    pools and the sweep thread must not be shared across a fork)."""
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:
+        raise CliError("gunicorn is not installed: pip install 'vintner[production]'") from None
+
+    class VintnerServer(BaseApplication):  # type: ignore[misc]
+        def __init__(self, options: dict[str, Any]) -> None:
+            self.options = options
+            super().__init__()
+
+        def load_config(self) -> None:
+            for key, value in self.options.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            from vintner.factory import create_app
+
+            # the schema was migrated once, before the workers started
+            return create_app({"auto_migrate": False})
+
+    VintnerServer({
+        "bind": f"{host}:{port}", "workers": workers, "threads": threads,
+        "worker_class": "gthread", "timeout": timeout, "accesslog": "-",
+    }).run()
+
+
+@click.command("serve")
+@click.option("--host", help="Address to listen on (default: 127.0.0.1 in development, "
+                             "0.0.0.0 in production).")
+@click.option("--port", type=click.IntRange(1, 65535), default=DEFAULT_PORT, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Production: gunicorn worker processes.")
+@click.option("--threads", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Production: threads per worker process.")
+@click.option("--timeout", type=click.IntRange(min=0), default=120, show_default=True,
+              help="Production: gunicorn worker timeout in seconds (log streams are long).")
+def serve_command(host: str | None, port: int, workers: int, threads: int,
+                  timeout: int) -> None:
+    """Run the Vintner server (migrating the database first if needed)."""
+    from vintner.config import development_admin_token, load_settings
+
+    settings = load_settings()
+    if settings.development:
+        if settings.admin_token is None:
+            token, created = development_admin_token(settings)
+            where = f"{settings.instance_path}/admin-token"
+            click.echo(f"Operator token ({'generated and stored in' if created else 'from'} "
+                       f"{where}): {token}")
+        from vintner.factory import create_app
+
+        app = create_app()  # migrates (auto_migrate) and starts the sweep thread
+        run_development(app, host or "127.0.0.1", port)
+        return
+    if settings.auto_migrate:
+        from vintner.registry import load_repository
+
+        repo = load_repository(settings.database_url, {})
+        try:
+            repo.migrate()
+        finally:
+            repo.close()
+    run_production(host or "0.0.0.0", port, workers, threads, timeout)
