@@ -7,6 +7,19 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 
+def _storable(value: str) -> bool:
+    """False for a string with a lone surrogate (``"\\ud800"`` in JSON): no database and no
+    UTF-8 encoder can store it."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+UNSTORABLE = "Must not contain unpaired surrogate characters"
+
+
 class Text(fields.String):
     """A string without NUL characters (PostgreSQL cannot store them) and with a length cap."""
 
@@ -21,6 +34,8 @@ class Text(fields.String):
             raise ValidationError("Not a valid string.")
         if "\x00" in value:
             raise ValidationError("Must not contain NUL characters.")
+        if not _storable(value):
+            raise ValidationError(f"{UNSTORABLE}.")
         if len(value) < self.min_length:
             raise ValidationError(
                 "Must not be empty." if self.min_length == 1
@@ -40,8 +55,12 @@ class StrictInt(fields.Integer):
         return value
 
 
+#: the largest integer a query parameter may carry (a database BIGINT holds it)
+QUERY_INT_CAP = 2**62
+
+
 class QueryInt(fields.Integer):
-    """An integer query parameter with bounds."""
+    """An integer query parameter with bounds (never above :data:`QUERY_INT_CAP`)."""
 
     def __init__(self, *, minimum: int, maximum: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -49,6 +68,8 @@ class QueryInt(fields.Integer):
 
     def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> int:
         number = super()._deserialize(value, attr, data, **kwargs)
+        if number > QUERY_INT_CAP and self.maximum is None:
+            raise ValidationError(f"Must be at most {QUERY_INT_CAP}.")
         if number < self.minimum or (self.maximum is not None and number > self.maximum):
             bound = f"between {self.minimum} and {self.maximum}" if self.maximum is not None \
                 else f"at least {self.minimum}"
@@ -59,9 +80,11 @@ class QueryInt(fields.Integer):
 def no_nul_anywhere(value: Any, path: str = "") -> None:
     """Reject NUL characters in any key or string nested in a JSON value."""
     if isinstance(value, str):
+        where = f" at {path}" if path else ""
         if "\x00" in value:
-            where = f" at {path}" if path else ""
             raise ValidationError(f"Must not contain NUL characters{where}.")
+        if not _storable(value):
+            raise ValidationError(f"{UNSTORABLE}{where}.")
     elif isinstance(value, dict):
         for key, item in value.items():
             no_nul_anywhere(key, path)

@@ -14,8 +14,11 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
+from marshmallow import ValidationError
 
+from vintner.api.blueprint import parse_json_body
 from vintner.api.errors import error_response
+from vintner.api.fields import no_nul_anywhere
 from vintner.api.ids import parse_id
 from vintner.domain import terraform_state, workers
 from vintner.domain.model import utcnow
@@ -25,6 +28,8 @@ from vintner.services import services
 blp = Blueprint("terraform_state", __name__)
 
 STATE_TOO_LARGE = "State too large (max 100MB)"
+MAX_LOCK_INFO = 64 * 1024
+LOCK_INFO_TOO_LARGE = "Lock info too large (max 64 KiB)"
 
 
 def _authenticate() -> workers.Worker:
@@ -35,21 +40,30 @@ def _authenticate() -> workers.Worker:
 
 
 def _lock_info() -> dict:
+    if (request.content_length or 0) > MAX_LOCK_INFO:
+        raise TooLarge(LOCK_INFO_TOO_LARGE)
+    request.max_content_length = MAX_LOCK_INFO  # a chunked body is cut off there
     raw = request.get_data(cache=True)
     if not raw.strip():
         return {}
     try:
-        info = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        info = parse_json_body(raw)
+    except InvalidInput:
         raise InvalidInput("Lock info must be JSON") from None
     if not isinstance(info, dict):
         raise InvalidInput("Lock info must be a JSON object")
+    try:
+        no_nul_anywhere(info)
+    except ValidationError as exc:
+        raise InvalidInput("Lock info: " + " ".join(exc.messages)) from None
     return info
 
 
 def _locked(exc: terraform_state.StateLocked) -> ResponseReturnValue:
-    # Terraform reads the holder's lock info from the body of a 423/409
-    return Response(json.dumps(exc.lock.info), status=423, mimetype="application/json")
+    # Terraform reads the holder's lock info from the body of a 423/409 (and ignores other
+    # keys); "error" and "code" make it an error object like every other
+    body = {**exc.lock.info, "error": "State is locked", "code": 423}
+    return Response(json.dumps(body), status=423, mimetype="application/json")
 
 
 @blp.route("/api/vines/<vine_id>/terraform-state",
