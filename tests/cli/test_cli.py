@@ -470,7 +470,7 @@ def test_serve_development_prints_generated_token_once(
     assert response.status_code == 200
     second = run("serve", "--host", "0.0.0.0").stdout
     assert token in second and "from" in second
-    assert served[1][1:] == ("0.0.0.0", 8000)
+    assert served[1][1:] == ("0.0.0.0", 5000)
 
 
 def test_serve_development_with_configured_token_prints_nothing(

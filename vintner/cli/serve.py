@@ -9,7 +9,7 @@ import click
 
 from vintner.cli.context import CliError
 
-DEFAULT_PORT = 8000
+DEFAULT_PORT = 5000  # Flask's (the README and examples use it)
 
 
 def run_development(app: Any, host: str, port: int) -> None:
