@@ -5,6 +5,12 @@ Shared by every backend and by every caller (the server's background sweep threa
 holder as read, so a worker completing the job at the same moment and the sweep cannot both win;
 running several sweeps at once is safe for the same reason.
 
+Every job is judged inside the transaction that changes it, from a fresh read of the job and of
+its holder (not from the list the sweep started with), so a sweep that read a job seconds ago
+does not act on what has changed since: a job completed, re-claimed or cancelled meanwhile.
+For vine jobs the vine row is locked first (as every writer of a vine job does), which makes
+that fresh read stable until the commit.
+
 When the server (not the worker) ends or requeues a job, the holder is cleared: the worker that
 lost it gets 409 on every later write ("Job is not held by this worker") and stops.
 """
@@ -18,12 +24,13 @@ from datetime import datetime, timedelta
 
 from vintner.domain import vine_effects
 from vintner.domain.liveness import Timings, is_stale
-from vintner.domain.model import Job, JobStatus, StreamType
+from vintner.domain.model import Job, JobStatus, StreamType, Worker
 from vintner.ports.repository import Repository, Transaction
 
 log = logging.getLogger(__name__)
 
 WORKER_LOST = "worker lost while the job was running; infrastructure may be partly changed"
+WORKER_DELETED = "the worker was deleted"
 
 
 @dataclass
@@ -50,6 +57,38 @@ def _decide(job: Job, reason: str) -> tuple[JobStatus, str]:
     return JobStatus.FAILED, f"{WORKER_LOST} ({reason})"
 
 
+def assess(
+    job: Job, holder: Worker | None, now: datetime, timings: Timings
+) -> tuple[JobStatus, str] | None:
+    """The recovery rule that applies to a held ``job`` now, as (target, SYSTEM line), or None.
+
+    - holder deleted, or silent for ``job_recovery_after_s``: requeue / give up / fail (below);
+    - a cancel was requested and the holder is OFFLINE (``worker_offline_after_s``): CANCELLED;
+    - PROCESSING for longer than ``job_timeout_s``: FAILED ("timed out").
+    """
+    if not job.status.held:
+        return None
+    if holder is None or holder.deleted_at is not None:
+        return _decide(job, WORKER_DELETED)
+    if is_stale(holder.last_heartbeat, now, timings.job_recovery_after_s):
+        return _decide(
+            job, f"no heartbeat from the worker for {int(timings.job_recovery_after_s)} s"
+        )
+    if job.cancel_requested and is_stale(
+        holder.last_heartbeat, now, timings.worker_offline_after_s
+    ):
+        return _decide(
+            job, f"the worker is offline (no heartbeat for {int(timings.worker_offline_after_s)} s)"
+        )
+    if (
+        job.status == JobStatus.PROCESSING
+        and job.started_at is not None
+        and is_stale(job.started_at, now, timings.job_timeout_s)
+    ):
+        return JobStatus.FAILED, f"timed out after {int(timings.job_timeout_s)} s of processing"
+    return None
+
+
 def end_job_by_server(
     tx: Transaction, job: Job, target: JobStatus, message: str, now: datetime
 ) -> Job | None:
@@ -57,6 +96,7 @@ def end_job_by_server(
 
     Compare-and-set on the status and holder read; returns the updated job, or None when
     another writer got there first. Applies the vine side effects and leaves a SYSTEM log line.
+    The caller locks the job's vine first when it has one (lock order: vine, then job).
     """
     vine = tx.get_vine(job.vine_id, for_update=True) if job.vine_id else None
     changes: dict[str, object] = {"worker_id": None}
@@ -71,12 +111,47 @@ def end_job_by_server(
     )
     if updated is None:
         return None
+    if updated.status == JobStatus.QUEUED and updated.cancel_requested:
+        # An operator's cancel committed between our read and our write (it only sets
+        # cancel_requested_at, so our compare-and-set still matched): a requeued job with a
+        # cancel request ends here rather than running again.
+        cancelled = tx.update_job(
+            job.id, {"status": JobStatus.CANCELLED, "completed_at": now},
+            expected_status=JobStatus.QUEUED, expected_worker_id=None,
+        )
+        assert cancelled is not None  # we hold the row lock from the update above
+        updated = cancelled
+        message = (
+            f"cancelled: the cancel was requested while the job was being recovered ({message})"
+        )
     if vine is not None:
         vine_effects.on_status_change(vine, updated, job.status, now)
         tx.save_vine(vine)
     tx.append_log(job.id, f"[vintner] {message}\n", StreamType.SYSTEM, None, now)
     log.info("job %s: %s", job.id, message)
     return updated
+
+
+def recover_job(
+    tx: Transaction, job_id: uuid.UUID, now: datetime, timings: Timings
+) -> Job | None:
+    """Apply the recovery rule that fits ``job_id`` now, judged from a fresh read inside
+    ``tx``; the updated job, or None when no rule applies (or another writer won)."""
+    job = tx.get_job(job_id)
+    if job is None or not job.status.held:
+        return None
+    if job.vine_id is not None:
+        # Every writer of a vine job locks the vine before the job: with the lock held, the
+        # job read below cannot change under us until we commit.
+        tx.get_vine(job.vine_id, for_update=True)
+        job = tx.get_job(job_id)
+        if job is None or not job.status.held:
+            return None
+    holder = tx.get_worker(job.worker_id, include_deleted=True) if job.worker_id else None
+    decision = assess(job, holder, now, timings)
+    if decision is None:
+        return None
+    return end_job_by_server(tx, job, *decision, now)
 
 
 def _record(report: SweepReport, job: Job | None) -> None:
@@ -91,15 +166,23 @@ def _record(report: SweepReport, job: Job | None) -> None:
 
 
 def recover_worker_jobs(
-    repo: Repository, worker_id: uuid.UUID, *, now: datetime, reason: str,
+    repo: Repository, worker_id: uuid.UUID, *, now: datetime, reason: str = WORKER_DELETED,
     report: SweepReport | None = None,
 ) -> SweepReport:
-    """Recover every job the worker holds (it was deleted, or it is gone for too long)."""
+    """Recover every job the worker holds (it was deleted: its token is already revoked)."""
     report = report or SweepReport()
     with repo.transaction() as tx:
-        jobs = tx.list_held_jobs(worker_id)
-    for job in jobs:
+        job_ids = [job.id for job in tx.list_held_jobs(worker_id)]
+    for job_id in job_ids:
         with repo.transaction() as tx:
+            job = tx.get_job(job_id)
+            if job is None or not job.status.held or job.worker_id != worker_id:
+                continue
+            if job.vine_id is not None:
+                tx.get_vine(job.vine_id, for_update=True)
+                job = tx.get_job(job_id)
+                if job is None or not job.status.held or job.worker_id != worker_id:
+                    continue
             target, message = _decide(job, reason)
             _record(report, end_job_by_server(tx, job, target, message, now))
     return report
@@ -117,24 +200,10 @@ def sweep(repo: Repository, timings: Timings, now: datetime) -> SweepReport:
             wid: tx.get_worker(wid, include_deleted=True)
             for wid in {job.worker_id for job in held if job.worker_id}
         }
-    for job in held:
-        holder = holders.get(job.worker_id) if job.worker_id else None
-        holder_gone = holder is None or holder.deleted_at is not None or is_stale(
-            holder.last_heartbeat, now, timings.job_recovery_after_s
-        )
+    # Only jobs that look due get a write transaction; each is judged again there, freshly.
+    due = [job.id for job in held
+           if assess(job, holders.get(job.worker_id) if job.worker_id else None, now, timings)]
+    for job_id in due:
         with repo.transaction() as tx:
-            if holder_gone:
-                reason = (
-                    "the worker was deleted" if holder is None or holder.deleted_at
-                    else f"no heartbeat from the worker for {int(timings.job_recovery_after_s)} s"
-                )
-                target, message = _decide(job, reason)
-                _record(report, end_job_by_server(tx, job, target, message, now))
-            elif (
-                job.status == JobStatus.PROCESSING
-                and job.started_at is not None
-                and is_stale(job.started_at, now, timings.job_timeout_s)
-            ):
-                message = f"timed out after {int(timings.job_timeout_s)} s of processing"
-                _record(report, end_job_by_server(tx, job, JobStatus.FAILED, message, now))
+            _record(report, recover_job(tx, job_id, now, timings))
     return report
