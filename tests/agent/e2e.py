@@ -1,11 +1,11 @@
-"""Support for the agent's end-to-end tests: the real server as a process (``vintner serve`` on
-SQLite + a local artifact folder), agents as processes (``python -m vintner.agent``), and an
-operator client over HTTP.
+"""Support for the agent's end-to-end tests: agents as processes (``python -m vintner.agent``)
+and an operator client over HTTP, against the real server process of
+:mod:`tests.support.server` (``vintner serve`` on SQLite + a local artifact folder).
 
-The server process is the one an operator runs; tests reach into its database only through
-the repository (``server.repository()``) for what the API deliberately does not allow (ending
-a job on the server's authority, storing an invalid identity) and read the artifact folder
-directly to show what the artifact store holds.
+Tests reach into the server's database only through the repository (``server_repository``)
+for what the API deliberately does not allow (ending a job on the server's authority,
+storing an invalid identity), and read the artifact folder directly to show what the
+artifact store holds.
 """
 
 from __future__ import annotations
@@ -14,119 +14,37 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from backends.sql.repository import SqlRepository
+from tests.support.server import LiveServer
 
 REPO = Path(__file__).resolve().parents[2]
 MODULES_DIR = REPO / "examples" / "modules"
 TERMINAL = frozenset({"SUCCESS", "FAILED", "CANCELLED"})
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def sqlite_url(server: LiveServer) -> str:
+    """The database ``tests.support.server`` gives the server (SQLite under its root)."""
+    return f"sqlite:///{server.root / 'vintner.db'}"
 
 
-def vintner_command() -> list[str]:
-    """The ``vintner`` console script of this interpreter's environment (or its module)."""
-    script = Path(sys.executable).with_name("vintner")
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from vintner.cli import main; main()"]
-
-
-@dataclass
-class ServerProcess:
-    """A running ``vintner serve``; ``stop()`` ends it (SIGTERM, then SIGKILL)."""
-
-    url: str
-    root: Path
-    token: str
-    proc: subprocess.Popen[bytes]
-    _repo: SqlRepository | None = field(default=None, repr=False)
-
-    @property
-    def database_url(self) -> str:
-        return f"sqlite:///{self.root / 'vintner.db'}"
-
-    @property
-    def artifacts(self) -> Path:
-        return self.root / "artifacts"
-
-    def log_tail(self, chars: int = 3000) -> str:
-        path = self.root / "server.log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
-
-    def repository(self) -> SqlRepository:
-        """The server's own database, for test setup the API does not allow."""
-        if self._repo is None:
-            self._repo = SqlRepository.from_url(self.database_url, {})
-        return self._repo
-
-    def stop(self) -> None:
-        if self._repo is not None:
-            self._repo.close()
-            self._repo = None
-        stop_process(self.proc)
-
-
-def start_server(root: Path, *, env: dict[str, str] | None = None) -> ServerProcess:
-    """Start ``vintner serve`` with its database and artifacts under ``root``."""
-    root.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    token = "e2e-operator-" + uuid.uuid4().hex
-    server_env = {k: v for k, v in os.environ.items() if not k.startswith("VINTNER_")}
-    server_env.update(
-        VINTNER_ENV="development",
-        VINTNER_INSTANCE_PATH=str(root / "instance"),
-        VINTNER_DATABASE_URL=f"sqlite:///{root / 'vintner.db'}",
-        VINTNER_ARTIFACT_STORE=(root / "artifacts").as_uri(),
-        VINTNER_ADMIN_TOKEN=token,
-        **(env or {}),
-    )
-    with (root / "server.log").open("wb") as log:
-        proc = subprocess.Popen(
-            [*vintner_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO, env=server_env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in a terminal reaches the test, not the server
-        )
-    server = ServerProcess(f"http://127.0.0.1:{port}", root, token, proc)
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited at start-up:\n" + server.log_tail())
-        try:
-            if httpx.get(f"{server.url}/healthz", timeout=1).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.stop()
-            raise RuntimeError("server did not answer /healthz:\n" + server.log_tail())
-        time.sleep(0.1)
-
-
-def stop_process(proc: subprocess.Popen[Any], timeout: float = 15) -> None:
-    """SIGTERM, wait, then SIGKILL: only this process (we started it)."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+@contextlib.contextmanager
+def server_repository(server: LiveServer) -> Iterator[SqlRepository]:
+    """The server's own database, for test setup the API does not allow."""
+    repo = SqlRepository.from_url(sqlite_url(server), {})
+    try:
+        yield repo
+    finally:
+        repo.close()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
@@ -144,7 +62,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
 class Operator:
     """The operator API over HTTP (bearer token)."""
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: LiveServer) -> None:
         self.server = server
         self.http = httpx.Client(base_url=server.url, timeout=10,
                                  headers={"Authorization": f"Bearer {server.token}"})

