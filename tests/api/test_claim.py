@@ -17,6 +17,7 @@ from tests.api.worker_helpers import (
     Driver,
     WorkerCreds,
     assert_error,
+    set_job_fields,
     set_last_heartbeat,
     stored_job,
 )
@@ -185,6 +186,17 @@ def test_oldest_unassigned_first(driver: Driver) -> None:
     assert [claim_id(driver, worker) for _ in range(5)] == [*ids, None]
 
 
+def test_oldest_is_created_at_then_id(app: Flask, driver: Driver) -> None:
+    ids = [driver.enqueue("FETCH_RESOURCES")["id"] for _ in range(4)]
+    base = datetime.now(UTC) - timedelta(hours=1)
+    # the last enqueued is the oldest; the other three share one created_at (then: by id)
+    set_job_fields(app, ids[3], created_at=base - timedelta(minutes=1))
+    for job_id in ids[:3]:
+        set_job_fields(app, job_id, created_at=base)
+    worker = driver.worker()
+    assert [claim_id(driver, worker) for _ in range(4)] == [ids[3], *sorted(ids[:3])]
+
+
 def test_assigned_to_me_first_even_if_newer(driver: Driver) -> None:
     worker = driver.worker()
     older = driver.enqueue("FETCH_RESOURCES")
@@ -298,3 +310,27 @@ def test_vine_job_types_claimable(driver: Driver, job_type: str) -> None:
     body = driver.claim(driver.worker())
     assert body is not None and body["job"]["id"] == job["id"]
     assert body["job"]["job_type"] == job_type
+
+
+def test_job_object_is_the_same_everywhere(driver: Driver, client: FlaskClient) -> None:
+    vine = driver.vine()
+    enqueued = driver.enqueue("PLAN", vine_id=vine["id"])
+    worker = driver.worker()
+    claimed = driver.claim(worker)
+    assert claimed is not None
+    job_id = claimed["job"]["id"]
+    processing = driver.status(worker, job_id, "PROCESSING")["job"]
+    read_by_worker = client.get(f"/api/jobs/{job_id}", headers=worker.headers).get_json()
+    read_by_operator = driver.get_job(job_id)
+    listed = client.get(f"/api/jobs?vine_id={vine['id']}", headers=OPERATOR).get_json()["jobs"]
+    cancel = driver.cancel(job_id)["job"]
+    objects = [enqueued, claimed["job"], processing, read_by_worker, read_by_operator,
+               listed[0], cancel]
+    keys = set(objects[0])
+    assert keys >= JOB_KEYS
+    for obj in objects:
+        assert set(obj) == keys
+        for name in ("claimed_at", "started_at", "completed_at", "created_at", "updated_at"):
+            if obj[name] is not None:
+                assert datetime.fromisoformat(obj[name]).utcoffset() == timedelta(0), obj[name]
+    assert read_by_worker == read_by_operator == processing

@@ -82,6 +82,12 @@ def test_register_response_and_token(app: Flask, client: FlaskClient) -> None:
         assert all(secret not in str(value) for value in row.values())
 
 
+def test_register_ignores_unknown_fields(client: FlaskClient) -> None:
+    response = register(client, labels={"team": "a"}, capabilities=["PLAN"])
+    assert response.status_code == 201
+    assert "labels" not in response.get_json()["worker"]
+
+
 def test_tokens_differ_between_workers(client: FlaskClient) -> None:
     tokens = {register(client).get_json()["worker_token"] for _ in range(5)}
     assert len(tokens) == 5
