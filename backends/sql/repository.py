@@ -100,6 +100,14 @@ class SqlTransaction(Transaction):
         except sa_exc.IntegrityError as exc:
             raise translate(exc) from exc
 
+    def _translated(self, fn: Callable[[], T]) -> T:
+        """Run a write whose only expected failure is a bug (a repeated primary key): translate
+        the error at once, without the cost of a savepoint."""
+        try:
+            return fn()
+        except sa_exc.IntegrityError as exc:
+            raise translate(exc) from exc
+
     def _insert(self, table: Table) -> Any:
         """A dialect-specific INSERT (for ``on_conflict_*``)."""
         if self._postgres:
@@ -108,7 +116,9 @@ class SqlTransaction(Transaction):
 
     # -- workers ------------------------------------------------------------------------------
     def add_worker(self, worker: Worker) -> None:
-        self._guarded(lambda: self._conn.execute(insert(workers).values(m.worker_to_row(worker))))
+        self._translated(
+            lambda: self._conn.execute(insert(workers).values(m.worker_to_row(worker)))
+        )
 
     def get_worker(self, worker_id: uuid.UUID, *, include_deleted: bool = False) -> Worker | None:
         stmt = select(workers).where(workers.c.id == worker_id)
@@ -146,7 +156,7 @@ class SqlTransaction(Transaction):
 
     # -- cloud identities ---------------------------------------------------------------------
     def add_cloud_identity(self, identity: CloudIdentity) -> None:
-        self._guarded(
+        self._translated(
             lambda: self._conn.execute(
                 insert(cloud_identities).values(m.identity_to_row(identity))
             )
@@ -275,7 +285,7 @@ class SqlTransaction(Transaction):
 
     # -- jobs ---------------------------------------------------------------------------------
     def add_job(self, job: Job) -> None:
-        self._guarded(lambda: self._conn.execute(insert(jobs).values(m.job_to_row(job))))
+        self._translated(lambda: self._conn.execute(insert(jobs).values(m.job_to_row(job))))
 
     def get_job(self, job_id: uuid.UUID) -> Job | None:
         row = self._one(select(jobs).where(jobs.c.id == job_id))
