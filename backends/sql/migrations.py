@@ -1,10 +1,12 @@
 """Running the Alembic history programmatically (``SqlRepository.migrate()``, ``vintner db``).
 
 Where the history lives: the top-level ``alembic/`` folder of the source tree (with
-``alembic.ini`` next to it for the ``alembic`` command). Lookup order:
+``alembic.ini`` next to it for the ``alembic`` command). The folder has no ``__init__.py`` on
+purpose: a package named ``alembic`` would shadow the Alembic library, so it cannot ship as
+package data either. Instead a wheel installs it as data files (pyproject's
+``[tool.setuptools.data-files]``) under ``<prefix>/share/vintner/alembic``. Lookup order:
 ``VINTNER_ALEMBIC_DIR`` → ``<repo root>/alembic`` (source checkout, editable install) →
-``backends/sql/alembic`` (a wheel, see pyproject's package-dir mapping). The folder has no
-``__init__.py`` on purpose: a package named ``alembic`` would shadow the Alembic library.
+``<prefix>/share/vintner/alembic`` (the venv's or interpreter's prefix, then the user base).
 
 Concurrency: several server processes may start (and migrate) at once.
 
@@ -19,6 +21,9 @@ Concurrency: several server processes may start (and migrate) at once.
 from __future__ import annotations
 
 import os
+import site
+import sys
+import sysconfig
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,7 +44,11 @@ def script_location() -> str:
     override = os.environ.get("VINTNER_ALEMBIC_DIR")
     candidates = [Path(override)] if override else []
     here = Path(__file__).resolve().parent
-    candidates += [here.parent.parent / "alembic", here / "alembic"]
+    candidates.append(here.parent.parent / "alembic")  # source tree / editable install
+    # A wheel installs the history as data files under <prefix>/share/vintner/alembic.
+    prefixes = [sysconfig.get_path("data"), sys.prefix, site.getuserbase()]
+    for prefix in dict.fromkeys(p for p in prefixes if p):
+        candidates.append(Path(prefix) / "share" / "vintner" / "alembic")
     for candidate in candidates:
         if (candidate / "env.py").is_file():
             return str(candidate)
