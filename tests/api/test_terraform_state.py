@@ -93,6 +93,24 @@ def test_stale_lock_of_a_worker_that_lost_its_job_is_taken_over(client: FlaskCli
     assert taken.status_code == 200
 
 
+def test_lock_left_by_an_earlier_job_of_the_same_worker_is_taken_over(
+        client: FlaskClient, driver: Driver) -> None:
+    # the agent's job ended (here it failed; the server may also end it) while Terraform
+    # still held the lock, and the same worker then claims the vine's next job
+    worker, job, vine_id = holder(driver)
+    assert client.open(url(vine_id), method="LOCK", json=lock_info("left-behind"),
+                       headers=basic(worker)).status_code == 200
+    driver.status(worker, job["id"], "FAILED")
+    again = driver.enqueue("PLAN", vine_id=vine_id)
+    assert driver.claim(worker)["job"]["id"] == again["id"]
+    taken = client.open(url(vine_id), method="LOCK", json=lock_info("next-job"),
+                        headers=basic(worker))
+    assert taken.status_code == 200
+    # and the new lock is live: a second lock id within this job is still refused
+    assert client.open(url(vine_id), method="LOCK", json=lock_info("other"),
+                       headers=basic(worker)).status_code == 423
+
+
 def test_lock_info_must_be_an_object_with_an_id(client: FlaskClient, driver: Driver) -> None:
     worker, _, vine_id = holder(driver)
     for body in (b"[]", b"{", b'{"ID": 5}'):

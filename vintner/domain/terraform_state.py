@@ -4,8 +4,10 @@ The state bytes live in the artifact store at ``vines/<vine id>/terraform.tfstat
 a row in the database. Only a worker holding a CLAIMED or PROCESSING job of the vine may read,
 write, lock or unlock its state.
 
-A lock whose owner no longer holds a job of the vine (it crashed, its job was recovered) is
-stale: the next locker takes it over, so a killed agent cannot wedge a vine forever.
+A lock is live while its owner holds a job of the vine that it claimed before taking the lock.
+Any other lock is stale — its owner crashed, or lost the job that took it (recovered, ended by
+the server), even when the same worker has since claimed the vine's next job — and the next
+locker takes it over, so an interrupted agent cannot wedge a vine forever.
 """
 
 from __future__ import annotations
@@ -39,6 +41,18 @@ def _holds_vine_job(tx: Transaction, worker_id: uuid.UUID | None, vine_id: uuid.
     if worker_id is None:
         return False
     return any(job.vine_id == vine_id for job in tx.list_held_jobs(worker_id))
+
+
+def _lock_is_live(tx: Transaction, current: StateLock, vine_id: uuid.UUID) -> bool:
+    """True while the lock's owner holds a job of the vine claimed no later than the lock was
+    taken (the job that took it). A lock older than the owner's current job of the vine was
+    left by an earlier one."""
+    if current.worker_id is None:
+        return False
+    return any(
+        job.vine_id == vine_id and (job.claimed_at is None or job.claimed_at <= current.created_at)
+        for job in tx.list_held_jobs(current.worker_id)
+    )
 
 
 def check_access(repo: Repository, worker: Worker, vine_id: uuid.UUID) -> None:
@@ -95,7 +109,7 @@ def lock(repo: Repository, worker: Worker, vine_id: uuid.UUID, info: JsonObject,
         current = tx.acquire_state_lock(new)
         if current is None or current.lock_id == new.lock_id:
             return
-        if current.worker_id != worker.id and not _holds_vine_job(tx, current.worker_id, vine_id):
+        if not _lock_is_live(tx, current, vine_id):
             # stale: its owner lost the job that took it
             tx.release_state_lock(vine_id, current.lock_id)
             if tx.acquire_state_lock(new) is None:
