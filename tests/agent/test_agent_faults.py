@@ -164,7 +164,11 @@ def test_job_ended_by_the_server_stops_the_agent_on_409(server: LiveServer) -> N
         # write: 409, Terraform is stopped, and the agent is free to claim again
         job = op.wait_job(plan, timeout=60)
         took = time.monotonic() - ended_at
+        # the interrupted apply left no lock that blocks the vine: it can be planned again
+        again = op.enqueue("PLAN", vine, assigned_worker_id=worker[0])
+        again_job = op.wait_job(again, timeout=60)
         out = finish_agent(agent)
+    assert again_job["status"] == "SUCCESS", again_job["error_message"]
     assert job["status"] == "SUCCESS", job["error_message"]
     assert took < delay, "the agent finished the apply instead of stopping it"
     wait_for(lambda: not _processes_running(f"sleep {delay}"), 10, "Terraform's sleep to end")
