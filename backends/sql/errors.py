@@ -78,8 +78,18 @@ def _is_connection_error(exc: sa_exc.DBAPIError) -> bool:
     return state is None or state.startswith(("08", "53", "57P"))
 
 
-def translate(exc: sa_exc.SQLAlchemyError) -> VintnerError:
-    """The project error for a SQLAlchemy error (raise it ``from exc``)."""
+def translate(exc: sa_exc.SQLAlchemyError) -> Exception:
+    """The project error for a SQLAlchemy error (raise it ``from exc``).
+
+    A value our own column types refused before anything reached the driver (a naive datetime,
+    a wrong type) is a caller's bug, not a database problem: its ValueError/TypeError is
+    returned as it is."""
+    if (
+        isinstance(exc, sa_exc.StatementError)
+        and not isinstance(exc, sa_exc.DBAPIError)
+        and isinstance(exc.orig, ValueError | TypeError)
+    ):
+        return exc.orig
     if isinstance(exc, sa_exc.IntegrityError):
         key = _unique_key(exc)
         if key is not None:
@@ -91,6 +101,9 @@ def translate(exc: sa_exc.SQLAlchemyError) -> VintnerError:
         if sqlstate(exc) == "23503" or "foreign key" in text:
             return InvalidInput("The record refers to another record that does not exist")
         return InvalidInput("The record breaks a database constraint")
+    if isinstance(exc, sa_exc.DataError):
+        # e.g. a NUL character in text or JSON on PostgreSQL, a number out of range
+        return InvalidInput("A value cannot be stored by the database (e.g. a NUL character)")
     if isinstance(exc, sa_exc.DBAPIError):
         if _is_connection_error(exc):
             return Unavailable("The database cannot be reached")

@@ -532,6 +532,17 @@ class SqlRepository(Repository):
         except sa_exc.SQLAlchemyError as exc:
             raise translate(exc) from exc
 
+    def current_revision(self) -> str | None:
+        """The Alembic revision the database is at (None before the first migration)."""
+        try:
+            return migrations.current_revision(self.engine)
+        except sa_exc.SQLAlchemyError as exc:
+            raise translate(exc) from exc
+
+    def head_revision(self) -> str | None:
+        """The newest revision of the migration history this code ships."""
+        return migrations.head_revision()
+
     def ping(self) -> None:
         # A raw DBAPI connection: on SQLite this avoids the BEGIN IMMEDIATE (write lock) that
         # an SQLAlchemy transaction would take just to run SELECT 1.
