@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -275,3 +276,29 @@ def test_read_access(driver: Driver, client: FlaskClient) -> None:
     assert client.get(url, headers=worker.headers).status_code == 200
     assert_error(client.get(f"/api/jobs/{uuid.uuid4()}/logs", headers=OPERATOR), 404,
                  "Job not found")
+
+
+def test_concurrent_retries_of_one_seq_store_it_once(app: Flask, driver: Driver,
+                                                     client: FlaskClient) -> None:
+    worker, job = driver.claimed("FETCH_RESOURCES")
+    results: list[tuple[int, Any]] = []
+    start = threading.Barrier(6)
+
+    def send() -> None:
+        own = app.test_client()
+        start.wait()
+        response = own.post(f"/api/jobs/{job['id']}/logs", headers=worker.headers,
+                            json={"log_chunk": "once\n", "seq": 3})
+        results.append((response.status_code, response.get_json()))
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    statuses = sorted(status for status, _ in results)
+    assert statuses == [200] * 5 + [201], results
+    assert len({body["id"] for _, body in results}) == 1
+    assert all(body.get("duplicate") is True for status, body in results if status == 200)
+    logs = client.get(f"/api/jobs/{job['id']}/logs", headers=OPERATOR).get_json()["logs"]
+    assert [c["log_chunk"] for c in logs] == ["once\n"]
