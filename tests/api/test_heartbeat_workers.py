@@ -200,9 +200,10 @@ def test_heartbeat_draining_and_back(driver: Driver, client: FlaskClient) -> Non
     assert driver.heartbeat(worker, status="DRAINING")["status"] == "DRAINING"
     me = client.get(f"/api/workers/{worker.id}", headers=OPERATOR).get_json()
     assert me["status"] == "DRAINING"
-    # an empty heartbeat keeps draining (only ONLINE ends it)
-    assert driver.heartbeat(worker)["status"] == "DRAINING"
+    # every heartbeat states the status: ONLINE ends draining, and so does one without status
     assert driver.heartbeat(worker, status="ONLINE")["status"] == "ONLINE"
+    assert driver.heartbeat(worker, status="DRAINING")["status"] == "DRAINING"
+    assert driver.heartbeat(worker)["status"] == "ONLINE"
     assert client.get(f"/api/workers/{worker.id}", headers=OPERATOR).get_json()["status"] \
         == "ONLINE"
 

@@ -90,10 +90,9 @@ def heartbeat(
         worker.last_heartbeat = now
         if version is not None:
             worker.version = version
-        if status is not None:
-            worker.status = status
-        elif worker.status == WorkerStatus.OFFLINE:
-            worker.status = WorkerStatus.ONLINE
+        # worker-api.md: "status ONLINE (or DRAINING if asked)" -- every heartbeat states it;
+        # the agent repeats DRAINING in each heartbeat while it drains
+        worker.status = status or WorkerStatus.ONLINE
         tx.save_worker(worker)
         return worker, tx.cancel_requested_job_ids(worker_id)
 
