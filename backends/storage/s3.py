@@ -13,12 +13,30 @@ Options (besides the URI; the config layer maps ``VINTNER_S3_*`` onto them):
 Credentials come from boto3's standard chain (``AWS_*`` variables, profile, instance role) and
 are never part of the URI or of any message.
 
-Memory bounds. ``upload_fileobj`` is given an explicit :class:`TransferConfig`: 8 MiB parts,
-at most 2 part bodies in memory for a non-seekable stream (boto3's default is 10), 2 upload
-threads. An artifact below 8 MiB is one ``PutObject`` sent only after the whole body was read;
-a larger one is a multipart upload that boto3 aborts when reading fails, so an object appears
-(or is replaced) only at ``CompleteMultipartUpload``. Downloads stream the ``GetObject`` body
-with ``iter_chunks``.
+Memory bounds: one part at a time. Uploads do not go through boto3's managed transfer
+(``upload_fileobj``): for a non-seekable stream s3transfer buffers several parts per upload
+(``max_in_memory_upload_chunks``, default 10 × 8 MiB) plus copies of them while it joins short
+reads and hands parts to its threads — measured at ~40 MiB of server RSS growth for a 50 MiB
+plan even when tuned down to 2 chunks and 2 threads. Instead ``_put`` runs the multipart
+protocol itself, sequentially, with a single reused ``bytearray`` of :data:`PART_SIZE` (5 MiB,
+S3's minimum part size):
+
+* fill the buffer from the reader (1 MiB reads copied into it; the reader's size limit and
+  hash apply as it goes);
+* if the stream ended before the buffer was full, the artifact is one ``PutObject`` of the
+  buffer, sent only after the whole body was read;
+* otherwise ``CreateMultipartUpload``, then ``UploadPart`` of the buffer, refill, repeat, and
+  ``CompleteMultipartUpload`` after EOF — the one step that makes the object appear or replace
+  the previous one. Any exception on the way (``TooLarge`` or a broken client stream from the
+  reader, an S3 error, even ``KeyboardInterrupt``) aborts the multipart upload before it
+  propagates, so nothing is stored and the previous object stays. If the abort itself fails
+  (the store is unreachable), an incomplete upload is left on the bucket, invisible to reads;
+  a lifecycle rule ``AbortIncompleteMultipartUpload`` removes those (see docs/plugins.md).
+
+Peak memory per upload ≈ one part (5 MiB) plus one 1 MiB read, whatever the artifact's size.
+The cost is throughput: reading from the client and sending to S3 alternate instead of
+overlapping (fine for plans of at most 50 MiB). Downloads stream the ``GetObject`` body with
+``iter_chunks``.
 
 Checksums. Recent botocore adds CRC32 trailers to every upload by default; several
 S3-compatible servers reject them, hence ``request_checksum_calculation`` /
@@ -27,8 +45,9 @@ S3-compatible servers reject them, hence ``request_checksum_calculation`` /
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from vintner.errors import ArtifactNotFound, ConfigError, StoreUnavailable, VintnerError
@@ -36,63 +55,38 @@ from vintner.ports.artifacts import CHUNK_SIZE, ArtifactReader, ArtifactStore, H
 
 try:
     import boto3
-    from boto3.s3.transfer import TransferConfig
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError("The s3 artifact store needs boto3: pip install 'vintner[s3]'") from exc
 
+log = logging.getLogger(__name__)
+
 MiB = 1024 * 1024
-PART_SIZE = 8 * MiB
+#: Bytes per multipart part and the largest single-request upload: S3's minimum part size
+#: (every part but the last must be at least 5 MiB), so the buffer is as small as S3 allows.
+PART_SIZE = 5 * MiB
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _ADDRESSING_STYLES = frozenset({"auto", "path", "virtual"})
+CONTENT_TYPE = "application/octet-stream"
+T = TypeVar("T")
 
 
-def transfer_config() -> TransferConfig:
-    """The upload settings; memory per upload ≈ ``max_in_memory_upload_chunks × PART_SIZE``."""
-    config = TransferConfig(
-        multipart_threshold=PART_SIZE,
-        multipart_chunksize=PART_SIZE,
-        max_concurrency=2,
-        max_io_queue=2,
-        use_threads=True,
-        # The CRT client (when installed) ignores the limits below; force the classic one.
-        preferred_transfer_client="classic",
-    )
-    # Not a TransferConfig constructor argument, but the attribute s3transfer's manager reads
-    # to cap buffered part bodies of non-seekable streams (default 10 × 8 MiB = 80 MiB).
-    config.max_in_memory_upload_chunks = 2
-    return config
+def fill_part(reader: HashingReader, buffer: bytearray) -> int:
+    """Read from ``reader`` into ``buffer`` until it is full or the stream ends; the count.
 
-
-class _FullReads:
-    """Make ``read(n)`` return exactly ``n`` bytes unless at EOF.
-
-    s3transfer decides "small object" when its first read returns less than the threshold, and
-    cuts one part per ``read(chunksize)`` call; a request stream may return short reads, which
-    would truncate a PutObject or produce parts below S3's 5 MiB minimum.
+    Short reads (a network stream) are joined in place, so the buffer is the only copy of the
+    part; the size limit and hash of the reader apply to every byte read.
     """
-
-    def __init__(self, reader: HashingReader) -> None:
-        self._reader = reader
-
-    def read(self, n: int = -1) -> bytes:
-        if n is None or n < 0:
-            # Only called by s3transfer after a short first read, i.e. at EOF; still correct
-            # (if unbounded) otherwise.
-            return b"".join(iter(lambda: self._reader.read(CHUNK_SIZE), b""))
-        parts: list[bytes] = []
-        missing = n
-        while missing > 0:
-            chunk = self._reader.read(missing)
+    filled = 0
+    with memoryview(buffer) as view:
+        while filled < len(buffer):
+            chunk = reader.read(min(CHUNK_SIZE, len(buffer) - filled))
             if not chunk:
                 break
-            parts.append(chunk)
-            missing -= len(chunk)
-        return b"".join(parts)
-
-    def readable(self) -> bool:
-        return True
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+    return filled
 
 
 def _error_code(exc: ClientError) -> str:
@@ -131,7 +125,6 @@ class S3ArtifactStore(ArtifactStore):
                 "s3", endpoint_url=self.endpoint_url, region_name=region or None, config=config
             )
         self._client = client
-        self._transfer = transfer_config()
 
     @classmethod
     def from_uri(cls, uri: str, options: Mapping[str, str]) -> S3ArtifactStore:
@@ -180,19 +173,60 @@ class S3ArtifactStore(ArtifactStore):
     def close(self) -> None:
         self._client.close()
 
-    def _put(self, key: str, reader: HashingReader) -> None:
+    def _call(self, action: str, method: Callable[..., T], **kwargs: Any) -> T:
         try:
-            self._client.upload_fileobj(
-                _FullReads(reader),
-                self.bucket,
-                self._object_key(key),
-                ExtraArgs={"ContentType": "application/octet-stream"},
-                Config=self._transfer,
+            return method(**kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise self._translate(exc, action) from exc
+
+    def _put(self, key: str, reader: HashingReader) -> None:
+        bucket, object_key = self.bucket, self._object_key(key)
+        buffer = bytearray(PART_SIZE)  # the one part held in memory, reused for every part
+        filled = fill_part(reader, buffer)
+        if filled < PART_SIZE:
+            # The whole artifact fits one part: a single PutObject, after EOF was reached.
+            del buffer[filled:]
+            self._call("upload", self._client.put_object, Bucket=bucket, Key=object_key,
+                       Body=buffer, ContentType=CONTENT_TYPE)
+            return
+        upload_id = self._call(
+            "upload", self._client.create_multipart_upload,
+            Bucket=bucket, Key=object_key, ContentType=CONTENT_TYPE,
+        )["UploadId"]
+        parts: list[dict[str, Any]] = []
+        try:
+            while filled:
+                number = len(parts) + 1
+                response = self._call(
+                    "upload", self._client.upload_part, Bucket=bucket, Key=object_key,
+                    UploadId=upload_id, PartNumber=number, Body=buffer,
+                )
+                parts.append({"PartNumber": number, "ETag": response["ETag"]})
+                filled = fill_part(reader, buffer)
+                if filled < PART_SIZE:
+                    del buffer[filled:]  # the last part (or nothing left: the loop ends)
+            # The commit point: the object appears (or replaces the previous one) only here.
+            self._call(
+                "upload", self._client.complete_multipart_upload, Bucket=bucket,
+                Key=object_key, UploadId=upload_id, MultipartUpload={"Parts": parts},
+            )
+        except BaseException:
+            # TooLarge or a broken stream from the reader, an S3 error, an interrupt: the
+            # parts uploaded so far are discarded and the previous object is untouched.
+            self._abort(object_key, upload_id)
+            raise
+
+    def _abort(self, object_key: str, upload_id: str) -> None:
+        try:
+            self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=object_key, UploadId=upload_id
             )
         except (ClientError, BotoCoreError) as exc:
-            raise self._translate(exc, "upload") from exc
-        # Anything else (TooLarge from the reader, the client's stream failing) propagates
-        # as-is: s3transfer has already aborted the multipart upload, if it had started one.
+            # Invisible to reads; a bucket lifecycle rule (AbortIncompleteMultipartUpload)
+            # removes it. The upload id is not a secret, but the class name is enough.
+            log.warning("Could not abort an incomplete multipart upload of an artifact (%s); "
+                        "it stays in the bucket until a lifecycle rule removes it",
+                        type(exc).__name__)
 
     def _open(self, key: str) -> ArtifactReader:
         try:

@@ -12,6 +12,7 @@ classes: backend-specific checks (error translation, memory bounds, no debris).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import socket
 import uuid
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.leftovers import local_leftovers, s3_leftovers, supabase_leftovers
 from tests.support.storage_server import StorageServer
 from vintner.errors import ArtifactNotFound, ConfigError, StoreUnavailable
 from vintner.ports.artifacts import ArtifactStore
@@ -51,8 +53,7 @@ class TestLocalStore(ArtifactStoreContract):
         store.close()
 
     def leftovers(self, store: ArtifactStore) -> list[str]:
-        root: Path = store.root  # type: ignore[attr-defined]
-        return [str(p) for p in root.rglob(".tmp-*")] if root.exists() else []
+        return local_leftovers(store)
 
 
 def test_local_uri_forms(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,9 +101,7 @@ class TestS3Store(ArtifactStoreContract):
         store.close()
 
     def leftovers(self, store: ArtifactStore) -> list[str]:
-        client = store._client  # type: ignore[attr-defined]
-        uploads = client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", [])  # type: ignore[attr-defined]
-        return [u["Key"] for u in uploads]
+        return s3_leftovers(store)
 
 
 def test_s3_objects_live_under_the_prefix(s3_bucket: str, moto_server: str) -> None:
@@ -112,25 +111,117 @@ def test_s3_objects_live_under_the_prefix(s3_bucket: str, moto_server: str) -> N
     assert [o["Key"] for o in listed] == ["team/a/job/terraform.plan.out"]
 
 
-def test_s3_transfer_config_bounds_memory() -> None:
-    from backends.storage.s3 import PART_SIZE, transfer_config
+def test_s3_upload_holds_one_part_at_a_time(s3_bucket: str, moto_server: str) -> None:
+    """Sequential parts of PART_SIZE (S3's 5 MiB minimum), one request at a time."""
+    from backends.storage.s3 import PART_SIZE
 
-    config = transfer_config()
-    assert config.multipart_chunksize == PART_SIZE == 8 * MiB
-    assert config.multipart_threshold == PART_SIZE
-    assert config.max_request_concurrency <= 2
-    assert config.max_io_queue_size <= 2
-    assert config.max_in_memory_upload_chunks <= 2
+    assert 5 * MiB == PART_SIZE
+    store = _s3_store(s3_bucket, moto_server)
+    client = store._client  # type: ignore[attr-defined]
+    bodies: list[int] = []
+    in_flight = [0]
+    original = client.upload_part
+
+    def upload_part(**kwargs: object) -> object:
+        in_flight[0] += 1
+        assert in_flight[0] == 1, "parts must be sent one at a time"
+        bodies.append(len(kwargs["Body"]))  # type: ignore[arg-type]
+        try:
+            return original(**kwargs)
+        finally:
+            in_flight[0] -= 1
+
+    client.upload_part = upload_part
+    stored = store.put("k", PatternStream(18 * MiB, max_read=100_000))  # type: ignore[arg-type]
+    assert bodies == [PART_SIZE, PART_SIZE, PART_SIZE, 3 * MiB]
+    head = client.head_object(Bucket=s3_bucket, Key="pre/fix/k")
+    assert head["ContentLength"] == stored.size == 18 * MiB
+    assert head["ETag"].strip('"').endswith("-4")  # a completed multipart upload of 4 parts
+    assert hashlib.sha256(store.get_bytes("k")).hexdigest() == stored.sha256
 
 
-def test_s3_multipart_upload_really_happens_and_completes(
-    s3_bucket: str, moto_server: str
+@pytest.mark.parametrize("size", [0, 1, 5 * MiB - 1])
+def test_s3_below_one_part_is_a_single_put_object(
+    s3_bucket: str, moto_server: str, size: int
 ) -> None:
     store = _s3_store(s3_bucket, moto_server)
-    stored = store.put("k", PatternStream(18 * MiB, max_read=100_000))  # type: ignore[arg-type]
+    client = store._client  # type: ignore[attr-defined]
+    client.create_multipart_upload = None  # would raise TypeError if called
+    store.put("k", PatternStream(size))  # type: ignore[arg-type]
+    assert store.open("k").size == size
+
+
+def test_s3_exactly_one_part_completes(s3_bucket: str, moto_server: str) -> None:
+    store = _s3_store(s3_bucket, moto_server)
+    stored = store.put("k", PatternStream(5 * MiB))  # type: ignore[arg-type]
     head = store._client.head_object(Bucket=s3_bucket, Key="pre/fix/k")  # type: ignore[attr-defined]
-    assert head["ContentLength"] == stored.size == 18 * MiB
-    assert head["ETag"].strip('"').endswith("-3")  # 8 + 8 + 2 MiB: a completed multipart upload
+    assert head["ContentLength"] == stored.size == 5 * MiB
+    assert head["ETag"].strip('"').endswith("-1")
+
+
+def test_s3_failed_part_aborts_and_keeps_previous(
+    s3_bucket: str, moto_server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An S3 error mid-upload: StoreUnavailable, the multipart upload aborted, old object kept;
+    an abort that fails too is logged (without the upload id or credentials), not raised."""
+    from botocore.exceptions import EndpointConnectionError
+
+    store = _s3_store(s3_bucket, moto_server)
+    store.put("k", io.BytesIO(b"previous"))  # type: ignore[arg-type]
+    client = store._client  # type: ignore[attr-defined]
+    original = client.upload_part
+    calls = [0]
+
+    def flaky(**kwargs: object) -> object:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise EndpointConnectionError(endpoint_url=moto_server)
+        return original(**kwargs)
+
+    client.upload_part = flaky
+    with pytest.raises(StoreUnavailable, match="EndpointConnectionError"):
+        store.put("k", PatternStream(12 * MiB))  # type: ignore[arg-type]
+    assert client.list_multipart_uploads(Bucket=s3_bucket).get("Uploads", []) == []
+    assert store.get_bytes("k") == b"previous"
+
+    calls[0] = 0
+    client.abort_multipart_upload = lambda **kw: (_ for _ in ()).throw(
+        EndpointConnectionError(endpoint_url=moto_server)
+    )
+    with pytest.raises(StoreUnavailable):
+        store.put("k", PatternStream(12 * MiB))  # type: ignore[arg-type]
+    assert "Could not abort" in caplog.text and "testing" not in caplog.text
+    assert store.get_bytes("k") == b"previous"
+
+
+def test_s3_client_memory_is_bounded(moto_server_process: str, aws_test_env: None) -> None:
+    """50 MiB through the store with moto in another process: growth ≈ one 5 MiB part."""
+    import tracemalloc
+
+    import boto3
+
+    bucket = f"mem-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_server_process, region_name="us-east-1").create_bucket(
+        Bucket=bucket
+    )
+    store = _s3_store(bucket, moto_server_process)
+    store.put("warm-up", PatternStream(6 * MiB))  # type: ignore[arg-type]
+    store.get_bytes("warm-up")
+    size = 50 * MiB
+    tracemalloc.start()
+    try:
+        # (PatternStream's default 256 KiB reads: its own random generation stays small)
+        stored = store.put("big", PatternStream(size))  # type: ignore[arg-type]
+        upload_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        total = sum(len(chunk) for chunk in store.open("big"))
+        download_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        store.close()
+    assert stored.size == total == size
+    assert upload_peak < 7 * MiB, upload_peak  # one 5 MiB part + one read + botocore's own
+    assert download_peak < 4 * MiB, download_peak
 
 
 def test_s3_missing_bucket_is_unavailable_not_missing(
@@ -180,21 +271,6 @@ def _supabase_store(server: StorageServer, **options: str) -> ArtifactStore:
     )
 
 
-def _orphan_parts(server: StorageServer, store: ArtifactStore) -> list[str]:
-    """Part objects below the store's prefix that no manifest references."""
-    import json
-
-    prefix = store.prefix + "/"  # type: ignore[attr-defined]
-    names = [n for n in server.names() if n.startswith(prefix)]
-    parts = {n for n in names if "/.vintner-parts/" in n}
-    referenced: set[str] = set()
-    for manifest_name in set(names) - parts:
-        key = manifest_name[len(prefix) :]
-        manifest = json.loads(store._files.download(manifest_name))  # type: ignore[attr-defined]
-        referenced.update(store._part_paths(key, manifest))  # type: ignore[attr-defined]
-    return sorted(parts - referenced)
-
-
 class TestSupabaseStore(ArtifactStoreContract):
     # The server runs in this process and would be counted; see test_supabase_client_memory.
     max_memory_growth = None
@@ -207,7 +283,7 @@ class TestSupabaseStore(ArtifactStoreContract):
         store.close()
 
     def leftovers(self, store: ArtifactStore) -> list[str]:
-        return _orphan_parts(self._server, store)
+        return supabase_leftovers(self._server, store)
 
 
 class TestSupabaseStoreSmallParts(TestSupabaseStore):

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.server import stop_process
 from tests.support.storage_server import StorageServer
+from tests.support.store_servers import (
+    RestartableMoto,
+    start_moto_process,
+    start_storage_server_process,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MEMSTORE_PLUGIN_DIR = REPO_ROOT / "examples" / "plugin-memory-store"
@@ -124,18 +130,29 @@ def _has_memstore() -> bool:
 def storage_server_process() -> Iterator[tuple[str, str]]:
     """The Storage server in a child process: (url, service key), for client memory checks."""
     key = secrets.token_urlsafe(24)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.storage_server", key],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc, url = start_storage_server_process(key)
     try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://"), "storage server did not start"
         yield url, key
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def moto_server_process() -> Iterator[str]:
+    """moto's S3 as a child process (its memory is not the test's); yields its endpoint URL."""
+    proc, url = start_moto_process()
+    try:
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture
+def restartable_moto(aws_test_env: None) -> Iterator[RestartableMoto]:
+    """moto's S3 in this process on its own port, for tests that take the store down and
+    bring it back (buckets survive a restart)."""
+    server = RestartableMoto().start()
+    try:
+        yield server
+    finally:
+        server.stop()
