@@ -3,7 +3,8 @@
 It passes the same contract suite as the real stores (tests/contract), so code tested against
 it behaves the same against disk, S3 or Supabase — except that it keeps objects in memory, so
 use it for small artifacts only. ``available = False`` makes every call raise
-:class:`StoreUnavailable` (to test a 503 path); ``calls`` records the hook calls.
+:class:`StoreUnavailable` (to test a 503 path) — also a put already under way, when it would
+commit (a store that goes down mid-upload); ``calls`` records the hook calls.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class InMemoryArtifactStore(ArtifactStore):
     def _put(self, key: str, reader: HashingReader) -> None:
         self._check("put", key)
         chunks = list(reader.iter_chunks())  # a reader error leaves _objects untouched
+        if not self.available:  # went down while the body was streaming in: nothing stored
+            raise StoreUnavailable("Artifact store is unavailable (test fake)")
         with self._lock:
             self._objects[key] = b"".join(chunks)
 
