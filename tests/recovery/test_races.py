@@ -5,6 +5,7 @@ sweep requeues. The interleavings are forced with hooks between a writer's read 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 import uuid
@@ -336,3 +337,49 @@ def test_stale_requeue_after_a_cancel_ends_cancelled(
     assert driver.get_job(job["id"])["status"] == "CANCELLED"
     assert driver.claim(driver.worker()) is None
     assert len(system_lines(client, job["id"])) == 1
+
+
+# -- a plan upload streaming while the job is recovered -------------------------------------------
+
+
+class RecoveringStream(io.BytesIO):
+    """An upload body whose first read runs the sweep: the job is recovered mid-upload."""
+
+    def __init__(self, app: Flask, body: bytes) -> None:
+        super().__init__(body)
+        self.app, self.swept = app, False
+
+    def _sweep_once(self) -> None:
+        if not self.swept:
+            self.swept = True
+            assert recovery.sweep(repo(self.app), TIMINGS, utcnow()).total() == 1
+
+    def read(self, n: int | None = -1) -> bytes:
+        self._sweep_once()
+        return super().read(n)
+
+    def read1(self, n: int | None = -1) -> bytes:
+        self._sweep_once()
+        return super().read1(n)
+
+    def readinto(self, buffer: Any) -> int:
+        self._sweep_once()
+        return super().readinto(buffer)
+
+
+def test_upload_that_outlives_the_holders_claim_gets_409(
+    app: Flask, driver: Driver, client: FlaskClient
+) -> None:
+    worker, job = driver.claimed("PLAN", **vine_args(driver, "PLAN"))
+    driver.status(worker, job["id"], "PROCESSING")
+    age_worker(app, worker.id, 3)
+    body = b"plan bytes " * 100
+    stream = RecoveringStream(app, body)
+    response = client.post(f"/api/jobs/{job['id']}/plan-artifact", input_stream=stream,
+                           content_length=len(body),
+                           headers={**worker.headers, "Content-Type": "application/octet-stream"})
+    assert stream.swept, "the forced interleaving did not happen"
+    assert (response.status_code, response.get_json()["error"]) == (409, NOT_HELD)
+    with repo(app).transaction(readonly=True) as tx:
+        assert tx.get_plan_artifact(uuid.UUID(job["id"])) is None
+    assert driver.get_job(job["id"])["status"] == "QUEUED"

@@ -36,9 +36,17 @@ def store_plan(
     repo: Repository, store: ArtifactStore, worker: Worker, job_id: uuid.UUID, source: BinaryIO,
     *, max_bytes: int, now: datetime,
 ) -> StoredArtifact:
-    """Stream ``source`` into the store (atomic replace) and record size and SHA-256."""
+    """Stream ``source`` into the store (atomic replace) and record size and SHA-256.
+
+    The holder is checked again when the row is recorded: a worker that lost the job while
+    its upload streamed (recovery, timeout) gets 409 like any other late write, and no row
+    points at its bytes.
+    """
     stored = store.put(plan_key(job_id), source, max_bytes=max_bytes)
     with repo.transaction() as tx:
+        job = tx.get_job(job_id)
+        if job is None or job.worker_id != worker.id or not job.status.held:
+            raise Conflict(NOT_HELD)
         tx.save_plan_artifact(PlanArtifact(job_id=job_id, key=stored.key, size=stored.size,
                                            sha256=stored.sha256, created_at=now))
     return stored
