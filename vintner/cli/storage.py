@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from vintner.config import load_settings
 from vintner.errors import ConfigError, VintnerError
 from vintner.ports.artifacts import ArtifactStore
 from vintner.registry import load_artifact_store
@@ -41,27 +42,30 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, str]:
     return options
 
 
+#: Settings the check does not use. A missing or odd value there (say, no admin token with
+#: VINTNER_ENV=production) must not make the check drop the store's own settings: an S3 probe
+#: without its endpoint_url would go to AWS instead of the configured server.
+_NOT_NEEDED: dict[str, Any] = {"env": "development", "admin_token": None, "log_level": "INFO"}
+
+
 def resolve_store_config(
-    uri: str | None, extra: Mapping[str, str], environ: Mapping[str, str] = os.environ
+    uri: str | None, extra: Mapping[str, str], environ: Mapping[str, str] | None = None
 ) -> tuple[str, dict[str, Any]]:
-    """URI and options: vintner's settings (file, env) with ``--uri`` / ``--option`` on top.
+    """URI and options exactly as the server builds them — vintner's settings (config file,
+    ``VINTNER_*`` and ``SUPABASE_*`` variables) through :meth:`Settings.store_options` — with
+    ``--uri`` / ``--option`` on top.
 
-    If the full settings cannot be loaded (say, a production setting this command does not
-    need is missing), fall back to ``--uri`` or ``VINTNER_ARTIFACT_STORE`` alone.
+    Settings the store does not need are not validated (they are set to harmless values if they
+    stop the settings from loading); a broken store setting or an unknown variable is reported
+    as a :class:`ConfigError`, never silently dropped.
     """
+    environ = os.environ if environ is None else environ
+    overrides: dict[str, Any] = {"artifact_store": uri} if uri else {}
     try:
-        from vintner.config import load_settings
-
-        overrides = {"artifact_store": uri} if uri else None
         settings = load_settings(overrides=overrides, environ=environ)
-        return settings.artifact_store, {**settings.store_options(), **extra}
-    except (ConfigError, ImportError) as exc:
-        fallback = uri or environ.get("VINTNER_ARTIFACT_STORE")
-        if not fallback:
-            raise ConfigError(
-                f"No artifact store configured ({exc}); pass --uri or set VINTNER_ARTIFACT_STORE"
-            ) from exc
-        return fallback, dict(extra)
+    except ConfigError:
+        settings = load_settings(overrides={**overrides, **_NOT_NEEDED}, environ=environ)
+    return settings.artifact_store, {**settings.store_options(), **extra}
 
 
 def _step(name: str, action: Callable[[], T]) -> tuple[bool, T | None]:
