@@ -64,6 +64,7 @@ from vintner.domain.model import (
     utcnow,
 )
 from vintner.errors import Unavailable
+from vintner.ports.notifier import LocalNotifier
 from vintner.ports.repository import ANY, JobFilter, Page, Repository, Transaction
 
 T = TypeVar("T")
@@ -542,6 +543,13 @@ class SqlRepository(Repository):
     def head_revision(self) -> str | None:
         """The newest revision of the migration history this code ships."""
         return migrations.head_revision()
+
+    def create_notifier(self) -> LocalNotifier:
+        """LISTEN/NOTIFY on PostgreSQL, ``PRAGMA data_version`` polling on SQLite
+        (:mod:`backends.sql.notify`)."""
+        from backends.sql.notify import create_notifier
+
+        return create_notifier(self.engine.url)
 
     def ping(self) -> None:
         # A raw DBAPI connection: on SQLite this avoids the BEGIN IMMEDIATE (write lock) that

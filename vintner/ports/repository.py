@@ -42,6 +42,7 @@ from vintner.domain.model import (
     Vineyard,
     Worker,
 )
+from vintner.ports.notifier import LocalNotifier, Notifier
 
 
 class _Any:
@@ -246,6 +247,13 @@ class Repository(ABC):
     @abstractmethod
     def ping(self) -> None:
         """Raise :class:`vintner.errors.Unavailable` if the database cannot be reached."""
+
+    def create_notifier(self) -> Notifier:
+        """A :class:`~vintner.ports.notifier.Notifier` that reaches every process sharing this
+        database (LISTEN/NOTIFY on PostgreSQL, polling on SQLite). The default only reaches
+        this process, which is right for single-process backends such as the in-memory fake.
+        Call once per process and ``close()`` it at shutdown."""
+        return LocalNotifier()
 
     def close(self) -> None:
         """Release connections."""

@@ -50,6 +50,7 @@ from vintner.domain.model import (
     WorkerStatus,
 )
 from vintner.errors import DuplicateName
+from vintner.ports.notifier import JOBS_CHANNEL, Notifier, logs_channel
 from vintner.ports.repository import ANY, JobFilter, Page, Repository
 
 #: A fixed, microsecond-precise origin for test timestamps (backends must keep microseconds).
@@ -236,6 +237,20 @@ class RepositoryContract:
 
     def test_schemes_declared(self, repo: Repository) -> None:
         assert isinstance(type(repo).schemes, tuple)
+
+    def test_notifier_wakes_this_process(self, repo: Repository) -> None:
+        notifier = repo.create_notifier()
+        try:
+            assert isinstance(notifier, Notifier)
+            job_id = uuid.uuid4()
+            jobs_pos = notifier.position(JOBS_CHANNEL)
+            logs_pos = notifier.position(logs_channel(job_id))
+            notifier.notify_job_enqueued()
+            notifier.notify_logs(job_id)
+            assert notifier.wait(JOBS_CHANNEL, 5, after=jobs_pos) > jobs_pos
+            assert notifier.wait(logs_channel(job_id), 5, after=logs_pos) > logs_pos
+        finally:
+            notifier.close()
 
     # == workers ==================================================================================
     def test_worker_round_trip(self, repo: Repository) -> None:
