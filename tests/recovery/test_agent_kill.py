@@ -229,3 +229,51 @@ def test_kill_9_mid_deploy_fails_the_job_and_the_vine(server: LiveServer, tmp_pa
                            "a new PLAN of the vine")
     assert planned["status"] == "SUCCESS", planned["error_message"]
     assert op.job(deploy) == failed
+
+
+def test_agent_completing_while_the_sweep_recovers_its_job(
+    server: LiveServer, tmp_path: Path
+) -> None:
+    """A forced race with a real agent: its heartbeats stop reaching the server (a proxy
+    answers them 500), it finishes the DEPLOY, and its SUCCESS is held at the proxy until the
+    server's sweep has failed the job. Exactly one outcome: the sweep's. finalizeDeployment
+    never runs, and the agent drops the job."""
+    op = Operator(server)
+    vine = op.vine()
+    worker = op.worker()
+    deploy = op.enqueue("DEPLOY", vine)
+    recovered, success_held = threading.Event(), threading.Event()
+    cut_heartbeats = threading.Event()
+
+    def fault(method: str, path: str, body: bytes) -> Fault:
+        if path.endswith("/heartbeat") and cut_heartbeats.is_set():
+            return "error"
+        if path.endswith("/status") and b'"SUCCESS"' in body:
+            success_held.set()
+            recovered.wait(60)  # forward it only once the sweep has acted
+        return None
+
+    proxy = FaultyProxy(server.url, fault).start()
+    try:
+        with agent(proxy.url, worker, tmp_path / "a") as a:
+            wait_for(lambda: op.job(deploy)["status"] == "PROCESSING", 60, "the DEPLOY to run")
+            cut_heartbeats.set()
+            failed = wait_for(lambda: (j := op.job(deploy))["status"] in TERMINAL and j, 60,
+                              "the sweep to fail the DEPLOY")
+            assert success_held.is_set(), "the agent's SUCCESS was not in flight"
+            recovered.set()
+            wait_for(lambda: [s for s in proxy.requests("PUT", "/status")
+                              if b'"SUCCESS"' in s.body], 30, "the held SUCCESS to be answered")
+            a.send_signal(signal.SIGTERM)
+            a.wait(30)
+    finally:
+        recovered.set()
+        proxy.stop()
+    [answer] = [s for s in proxy.requests("PUT", "/status") if b'"SUCCESS"' in s.body]
+    assert answer.status == 409
+    message = f"{WORKER_LOST} (no heartbeat from the worker for 3 s)"
+    assert (failed["status"], failed["error_message"]) == ("FAILED", message)
+    assert op.job(deploy) == failed
+    assert op.vine_status(vine) == ("FAILED", message)
+    log = (tmp_path / f"agent-{worker[0][:8]}.log").read_text()
+    assert "no longer held by this worker" in log
