@@ -1,7 +1,8 @@
 """Plan-artifact benchmark: the server's memory growth and throughput for a 50 MiB upload and
 download through the HTTP routes, against the real server process (``vintner serve``).
 
-    .venv/bin/python bench/artifacts.py [--store file|s3|supabase] [--mode development|production]
+    .venv/bin/python bench/artifacts.py [--store file|s3|supabase|memstore|all]
+                                        [--mode development|production]
                                         [--size-mib 50] [--repeat 3]
 
 What it does, in one run:
@@ -18,8 +19,14 @@ What it does, in one run:
 
 The server's growth must stay far below the artifact's size: every store streams.
 
-Stores: ``file`` (default) needs nothing; ``s3`` starts a moto server as a process (``moto[server]``
-from the dev extra); ``supabase`` is a hook for the artifact-store engineer (see ``STORES``).
+Stores (``STORES``; every server a store needs runs as its own process, so only Vintner's
+server is measured): ``file`` (default) needs nothing; ``s3`` starts ``moto_server``
+(``moto[server]`` from the dev extra) and creates a bucket; ``supabase`` starts the
+Storage-compatible server of tests/support/storage_server.py with a random service key;
+``memstore`` is the example plugin (examples/plugin-memory-store, installed by ``make``), which
+keeps artifacts in the server's memory *by design*, so its growth is the artifact's size.
+``--store all`` runs them one after the other, each with its own server and local-copy
+reference.
 """
 
 from __future__ import annotations
@@ -29,9 +36,9 @@ import contextlib
 import hashlib
 import os
 import platform
+import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,6 +46,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
@@ -47,7 +55,11 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run as a script: make ``tests.support`` importable
     sys.path.insert(0, str(REPO))
 
-from tests.support.server import LiveServer, free_port, start_server, stop_process  # noqa: E402
+from tests.support.server import LiveServer, start_server, stop_process  # noqa: E402
+from tests.support.store_servers import (  # noqa: E402
+    start_moto_process,
+    start_storage_server_process,
+)
 
 MiB = 1024 * 1024
 ROLE_ARN = "arn:aws:iam::123456789012:role/BenchRole"
@@ -142,22 +154,10 @@ def s3_store(root: Path) -> StoreSetup:
     """A moto S3 server as a separate process (so its memory is not the server's)."""
     import boto3  # the s3 extra
 
-    port = free_port()
     log = (root / "moto.log").open("wb")
-    proc = subprocess.Popen([str(Path(sys.executable).with_name("moto_server")), "-p", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    endpoint = f"http://127.0.0.1:{port}"
+    proc, endpoint = start_moto_process(log)
     creds = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
              "AWS_DEFAULT_REGION": "us-east-1"}
-    deadline = time.monotonic() + 30
-    while True:
-        with contextlib.suppress(httpx.TransportError):
-            httpx.get(endpoint, timeout=1)
-            break
-        if time.monotonic() > deadline or proc.poll() is not None:
-            stop_process(proc)
-            raise SystemExit("moto_server did not start")
-        time.sleep(0.1)
     boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                  aws_access_key_id="bench", aws_secret_access_key="bench",
                  ).create_bucket(Bucket="bench")
@@ -168,23 +168,39 @@ def s3_store(root: Path) -> StoreSetup:
 
     return StoreSetup(env={"VINTNER_ARTIFACT_STORE": "s3://bench/artifacts",
                            "VINTNER_S3_ENDPOINT_URL": endpoint, "VINTNER_S3_REGION": "us-east-1",
-                           **creds},
+                           **creds, **NO_PROXY},
                       cleanup=cleanup, description=f"s3 store on moto_server {endpoint}")
 
 
 def supabase_store(root: Path) -> StoreSetup:
-    """Hook: start a Supabase-Storage-compatible server (e.g. tests/support/storage_server.py
-    as its own process) and return ``VINTNER_ARTIFACT_STORE=supabase://bucket/prefix``,
-    ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY``."""
-    raise SystemExit("--store supabase is not wired up yet (see supabase_store in "
-                     "bench/artifacts.py)")
+    """tests/support/storage_server.py (Supabase Storage's routes and error quirk) as a
+    separate process, with a random service-role key; objects live in its temp folder."""
+    key = secrets.token_urlsafe(24)
+    proc, url = start_storage_server_process(key)
+    return StoreSetup(env={"VINTNER_ARTIFACT_STORE": "supabase://artifacts/bench",
+                           "SUPABASE_URL": url, "SUPABASE_SERVICE_ROLE_KEY": key, **NO_PROXY},
+                      cleanup=lambda: stop_process(proc),
+                      description=f"supabase store on the Storage-compatible server {url}, "
+                                  "4 MiB parts")
+
+
+def memstore_store(root: Path) -> StoreSetup:
+    """The example plugin: artifacts in the server's own memory (growth = artifact size)."""
+    if not any(ep.name == "memstore" for ep in entry_points(group="vintner.artifact_stores")):
+        raise SystemExit("--store memstore needs the example plugin: "
+                         ".venv/bin/pip install -e examples/plugin-memory-store")
+    return StoreSetup(env={"VINTNER_ARTIFACT_STORE": "memstore://bench"},
+                      description="memstore example plugin (objects in the server's memory)")
 
 
 STORES: dict[str, Callable[[Path], StoreSetup]] = {
     "file": file_store,
     "s3": s3_store,
     "supabase": supabase_store,
+    "memstore": memstore_store,
 }
+#: 127.0.0.1 servers must not be reached through a proxy from the environment.
+NO_PROXY = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -308,19 +324,12 @@ def machine() -> dict[str, str]:
             "kernel": platform.release()}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--store", choices=sorted(STORES), default="file")
-    parser.add_argument("--mode", choices=["development", "production"], default="development",
-                        help="VINTNER_ENV of the server: Flask's server or gunicorn")
-    parser.add_argument("--size-mib", type=int, default=50)
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
-    args = parser.parse_args(argv)
+def run_store(name: str, args: argparse.Namespace) -> int:
+    """One store: its server(s), the measured rounds, the printed figures. 1 on a traceback."""
     size = args.size_mib * MiB
-
     with tempfile.TemporaryDirectory(prefix="vintner-bench-") as tmp:
         root = Path(tmp)
-        store = STORES[args.store](root)
+        store = STORES[name](root)
         try:
             server = start_server(root / "server", mode=args.mode, env=store.env,
                                   args=["--workers", "1"] if args.mode == "production" else [])
@@ -347,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 
     copy_s = statistics.median(copies)
     info = machine()
-    print(f"# vintner plan-artifact benchmark — {args.size_mib} MiB, store={args.store} "
+    print(f"# vintner plan-artifact benchmark — {args.size_mib} MiB, store={name} "
           f"({store.description}), server mode={args.mode}, {args.repeat} rounds (median)")
     print(f"# machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']} RAM, "
           f"Python {info['python']}, Linux {info['kernel']}")
@@ -355,18 +364,36 @@ def main(argv: list[str] | None = None) -> int:
     print(f"local copy (copyfile + fsync): {copy_s:.3f} s, {args.size_mib / copy_s:.0f} MiB/s")
     print(f"{'phase':<9} {'seconds':>8} {'MiB/s':>8} {'vs copy':>8} "
           f"{'peak RSS growth':>16} {'max growth':>11} {'VmHWM before→after':>22}")
-    for index, name in enumerate(("upload", "download")):
+    for index, phase_name in enumerate(("upload", "download")):
         phases = [r[index] for r in rounds]
         seconds = statistics.median(p.seconds for p in phases)
         growth = statistics.median(p.peak_growth_kib for p in phases) / 1024
         worst = max(p.peak_growth_kib for p in phases) / 1024
         hwm = f"{phases[0].hwm_before_kib / 1024:.1f}→{phases[-1].hwm_after_kib / 1024:.1f} MiB"
-        print(f"{name:<9} {seconds:>8.3f} {args.size_mib / seconds:>8.0f} "
+        print(f"{phase_name:<9} {seconds:>8.3f} {args.size_mib / seconds:>8.0f} "
               f"{copy_s / seconds:>8.2f} {growth:>12.1f} MiB {worst:>7.1f} MiB {hwm:>22}")
     if tracebacks:
         print(f"!! the server printed {len(tracebacks)} traceback(s):\n{tracebacks[0]}")
         return 1
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=[*sorted(STORES), "all"], default="file")
+    parser.add_argument("--mode", choices=["development", "production"], default="development",
+                        help="VINTNER_ENV of the server: Flask's server or gunicorn")
+    parser.add_argument("--size-mib", type=int, default=50)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; the median is reported")
+    args = parser.parse_args(argv)
+    names = list(STORES) if args.store == "all" else [args.store]
+    status = 0
+    for index, name in enumerate(names):
+        if index:
+            print(flush=True)
+        status |= run_store(name, args)
+        sys.stdout.flush()
+    return status
 
 
 if __name__ == "__main__":
