@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import resource
 import uuid
 from collections.abc import Callable, Iterator
@@ -403,3 +404,45 @@ def test_non_canonical_job_id_uses_the_canonical_key(
     assert response.get_json()["key"] == f"{uuid.UUID(job_id)}/terraform.plan.out"
     assert store.exists(f"{job_id}/terraform.plan.out")
     assert_plan(client, f"{{{job_id}}}", b"plan")
+
+
+# -- the real server process ---------------------------------------------------------------------
+
+
+def test_real_server_answers_503_when_the_store_fails_with_body_unread(tmp_path: Path) -> None:
+    """`vintner serve` (Flask's server and gunicorn): the Supabase store is unreachable, so
+    the upload fails after the first 4 MiB part while 8 MiB of the body are still unread; the
+    client still gets the 503 JSON (not a reset connection), the connection stays usable, and
+    the server prints no traceback."""
+    import httpx
+
+    from tests.support.server import free_port, running_server
+
+    key = "service-role-" + uuid.uuid4().hex
+    env = {"VINTNER_ARTIFACT_STORE": "supabase://artifacts/down",
+           "SUPABASE_URL": f"http://127.0.0.1:{free_port()}",  # nothing listens there
+           "SUPABASE_SERVICE_ROLE_KEY": key,
+           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    body = os.urandom(12 * MiB)
+    for mode in ("development", "production"):
+        with running_server(tmp_path / mode, mode=mode, env=env,
+                            args=["--workers", "1"] if mode == "production" else []) as server:
+            op = server.client(headers=server.operator_headers)
+            worker_reg = op.post("/api/workers/register",
+                                 json={"name": "w", "mode": "self-hosted"}).json()
+            job = op.post("/api/jobs", json={"job_type": "FETCH_RESOURCES",
+                                             "assigned_worker_id": worker_reg["worker_id"]})
+            assert job.status_code == 201, job.text
+            headers = {"X-Worker-ID": worker_reg["worker_id"],
+                       "X-Worker-Token": worker_reg["worker_token"]}
+            with httpx.Client(base_url=server.url, headers=headers, timeout=60) as worker:
+                job_id = worker.post("/api/jobs/claim").json()["job"]["id"]
+                for _ in range(2):
+                    response = worker.post(f"/api/jobs/{job_id}/plan-artifact", content=body,
+                                           headers={"Content-Type": "application/octet-stream"})
+                    assert response.status_code == 503, response.text
+                    assert set(response.json()) == {"error", "code"}
+                    assert response.json()["code"] == 503
+                    assert key not in response.text
+            op.close()
+            assert key not in server.stderr_text()
