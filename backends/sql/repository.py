@@ -25,6 +25,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    text,
     update,
 )
 from sqlalchemy import exc as sa_exc
@@ -386,6 +387,14 @@ class SqlTransaction(Transaction):
         seq: int | None,
         now: datetime,
     ) -> tuple[LogChunk, bool]:
+        if self._postgres:
+            # Serialise appends per job until commit, so a job's log ids are allocated in
+            # commit order. Without it two concurrent appends (an agent's retry racing its next
+            # chunk) could commit id 101 before id 100, and a reader paging with "id > after"
+            # would skip 100 for good. (SQLite's BEGIN IMMEDIATE already serialises.)
+            self._conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _advisory_key(job_id)}
+            )
         values = {
             "job_id": job_id,
             "log_chunk": log_chunk,
@@ -466,6 +475,11 @@ class SqlTransaction(Transaction):
         if lock_id is not None:
             stmt = stmt.where(t.lock_id == lock_id)
         return self._conn.execute(stmt).rowcount > 0
+
+
+def _advisory_key(job_id: uuid.UUID) -> int:
+    """A bigint advisory-lock key for a job (a collision only serialises two jobs' appends)."""
+    return int.from_bytes(job_id.bytes[:8], "big", signed=True)
 
 
 def _components(vine: Vine, kind: str) -> list[Any]:

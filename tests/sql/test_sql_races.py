@@ -200,6 +200,33 @@ def test_pg_same_log_seq_posted_twice_concurrently(pg_repo: SqlRepository) -> No
 
 
 @pytest.mark.postgres
+def test_pg_log_ids_follow_commit_order_per_job(pg_repo: SqlRepository) -> None:
+    """A reader paging with ``id > after`` never skips a chunk: the second concurrent append
+    of a job waits for the first one's commit before it gets its id."""
+    job = _job(pg_repo, status=JobStatus.PROCESSING)
+    other_job = _job(pg_repo, status=JobStatus.PROCESSING)
+
+    def second() -> Any:
+        with pg_repo.transaction() as tx:
+            return tx.append_log(job.id, "second", StreamType.STDOUT, 2, utcnow())[0]
+
+    with pg_repo.transaction() as tx:
+        first, _ = tx.append_log(job.id, "first", StreamType.STDOUT, 1, utcnow())
+        later = _Background(second)
+        _wait_for_lock_waiter(pg_repo)
+        # another job's appends are not held up
+        with pg_repo.transaction() as tx2:
+            tx2.append_log(other_job.id, "elsewhere", StreamType.STDOUT, 1, utcnow())
+        # nothing of this job is visible to readers yet, in particular not "second"
+        with pg_repo.transaction() as reader:
+            assert reader.list_logs(job.id, 0, 10) == []
+    chunk = later.result()
+    assert chunk.id > first.id
+    with pg_repo.transaction() as reader:
+        assert [c.log_chunk for c in reader.list_logs(job.id, 0, 10)] == ["first", "second"]
+
+
+@pytest.mark.postgres
 def test_pg_same_log_seq_after_the_first_insert_rolled_back(pg_repo: SqlRepository) -> None:
     job = _job(pg_repo, status=JobStatus.PROCESSING)
 
