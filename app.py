@@ -10,8 +10,6 @@ from typing import Any
 
 from vintner import create_app
 
-__all__ = ["app", "create_app"]
-
 
 def __getattr__(name: str) -> Any:
     if name in ("app", "application"):
