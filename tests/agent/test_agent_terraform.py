@@ -151,7 +151,8 @@ def test_failure_raises_with_stderr_tail(
 def test_cancel_interrupts_a_slow_apply(
     terraform_runner: TerraformRunner, modules_dir: Path, tmp_path: Path
 ) -> None:
-    ws = prepare_workspace(snapshot(apply_delay_s=120), modules_dir, tmp_path, backend=None).path
+    # a delay no other test uses, so the check below sees only this test's sleep
+    ws = prepare_workspace(snapshot(apply_delay_s=173), modules_dir, tmp_path, backend=None).path
     run(terraform_runner, ws, ["init", "-input=false", "-no-color"])
     cancel = CancelToken()
     lines = Lines()
@@ -166,7 +167,7 @@ def test_cancel_interrupts_a_slow_apply(
 
     thread = threading.Thread(target=apply)
     thread.start()
-    assert lines.wait_for("waiting 120s", timeout=60), lines.text()
+    assert lines.wait_for("waiting 173s", timeout=60), lines.text()
     time.sleep(0.5)  # let the shell exec the sleep
     started = time.monotonic()
     cancel.request()
@@ -176,8 +177,8 @@ def test_cancel_interrupts_a_slow_apply(
     assert len(errors) == 1 and isinstance(errors[0], TerraformInterrupted)
     # Terraform handled SIGINT itself (graceful stop), no kill was needed ...
     assert "Interrupt received" in lines.text() or errors[0].killed
-    # ... and the local-exec `sleep 120` did not outlive it.
-    assert "sleep 120" not in subprocess.run(
+    # ... and the local-exec `sleep 173` did not outlive it.
+    assert "sleep 173" not in subprocess.run(
         ["ps", "-eo", "args"], capture_output=True, text=True, check=True
     ).stdout
     # the state was saved (the graceful path writes what was done so far)

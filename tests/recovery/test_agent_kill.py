@@ -132,6 +132,17 @@ def agent(url: str, worker: tuple[str, str], work_dir: Path) -> Iterator[subproc
         log.close()
 
 
+#: a delay only this module uses: Terraform (in its own session) outlives a SIGKILLed agent, as it
+#: would in real life; the module's teardown ends its `sleep` so no test run leaves it behind
+KILLED_APPLY_DELAY_S = 187
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _end_orphaned_sleeps() -> Iterator[None]:
+    yield
+    subprocess.run(["pkill", "-KILL", "-f", f"^sleep {KILLED_APPLY_DELAY_S}$"], check=False)
+
+
 def kill_9(proc: subprocess.Popen[str]) -> None:
     """SIGKILL the agent process itself (not its Terraform child): no goodbye of any kind."""
     proc.send_signal(signal.SIGKILL)
@@ -201,11 +212,12 @@ def test_kill_9_mid_plan_requeues_and_a_second_agent_finishes(
 
 def test_kill_9_mid_deploy_fails_the_job_and_the_vine(server: LiveServer, tmp_path: Path) -> None:
     op = Operator(server)
-    vine = op.vine(apply_delay_s=120)
+    vine = op.vine(apply_delay_s=KILLED_APPLY_DELAY_S)
     worker = op.worker()
     deploy = op.enqueue("DEPLOY", vine, assigned_worker_id=worker[0])
     with agent(server.url, worker, tmp_path / "a") as a:
-        wait_for(lambda: "waiting 120s" in op.log_text(deploy), 90, "the apply to be running")
+        running = f"waiting {KILLED_APPLY_DELAY_S}s"
+        wait_for(lambda: running in op.log_text(deploy), 90, "the apply to be running")
         assert op.job(deploy)["status"] == "PROCESSING"
         assert op.vine_status(vine)[0] == "PROVISIONING"
         kill_9(a)
