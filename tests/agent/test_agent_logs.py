@@ -169,3 +169,11 @@ def test_huge_line_is_split_below_the_server_limit(peer: Peer) -> None:
     assert all(len(c["log_chunk"].encode()) <= 256 * 1024 for c in chunks)
     assert peer.text(JOB) == "é" * 400_000 + "\n"
     client.close()
+
+
+def test_nul_characters_are_replaced_not_dropped(peer: Peer) -> None:
+    client, shipper, _ = make(peer)
+    shipper.write("STDOUT", "binary\x00output")
+    assert shipper.close(timeout=5)
+    assert peer.text(JOB) == "binary\ufffdoutput\n"
+    client.close()

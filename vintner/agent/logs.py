@@ -91,7 +91,9 @@ class LogShipper:
 
     def write(self, stream: str, line: str) -> None:
         """Queue one line (without its newline) from STDOUT, STDERR or SYSTEM."""
-        text = self._redactor.redact(line.rstrip("\n")) + "\n"
+        # the server refuses NUL characters (PostgreSQL cannot store them): keep the line, mark
+        # the character
+        text = self._redactor.redact(line.rstrip("\n")).replace("\x00", "\ufffd") + "\n"
         with self._cond:
             if self._abandoned or self.lost:
                 return
