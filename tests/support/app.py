@@ -46,7 +46,7 @@ def app_overrides() -> dict[str, Any]:
 def app(database_url: str, tmp_path: Path, app_overrides: dict[str, Any]) -> Iterator[Flask]:
     application = create_app(app_config(database_url, tmp_path, **app_overrides))
     yield application
-    application.extensions["vintner"].repository.close()
+    application.extensions["vintner"].close()
 
 
 @pytest.fixture

@@ -57,9 +57,11 @@ def put_status(body: dict[str, Any], job_id: str) -> ResponseReturnValue:
     metadata = body["execution_metadata"]
     if metadata is not None and encoded_size(metadata) > MAX_EXECUTION_METADATA:
         raise TooLarge("execution_metadata exceeds 1 MiB when encoded")
+    svc = services()
     job = jobs.update_status(
-        services().repository, current_worker(), job_uuid, status=status,
+        svc.repository, current_worker(), job_uuid, status=status,
         error_message=error_message, execution_metadata=metadata, now=utcnow(),
+        notifier=svc.notifier,
     )
     return {"success": True, "job": serializers.job(job)}, 200, cancel_header(job)
 

@@ -35,7 +35,7 @@ def append_log(body: dict[str, Any], job_id: str) -> ResponseReturnValue:
     chunk, duplicate, job = jobs.append_log(
         svc.repository, current_worker(), job_uuid, log_chunk=body["log_chunk"],
         stream_type=StreamType(body["stream_type"]), seq=body["seq"], now=utcnow(),
-        timings=svc.timings,
+        timings=svc.timings, notifier=svc.notifier,
     )
     if duplicate:
         return {"success": True, "id": chunk.id, "duplicate": True}, 200, cancel_header(job)

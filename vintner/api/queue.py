@@ -28,8 +28,9 @@ blp = Blueprint("queue", __name__, url_prefix="/api/jobs",
 def enqueue_job(body: dict[str, Any]) -> ResponseReturnValue:
     """Enqueue a job. PLAN/DEPLOY/DESTROY need ``vine_id``; their snapshot is built from the
     vine. A DEPLOY with ``plan_job_id`` is refused (409) when the vine changed since the plan."""
+    svc = services()
     job = jobs.enqueue(
-        services().repository,
+        svc.repository,
         jobs.EnqueueRequest(
             job_type=JobType(body["job_type"]), vine_id=body["vine_id"],
             cloud_identity_id=body["cloud_identity_id"],
@@ -37,6 +38,7 @@ def enqueue_job(body: dict[str, Any]) -> ResponseReturnValue:
             config_snapshot=body["config_snapshot"],
         ),
         utcnow(),
+        svc.notifier,
     )
     return serializers.job(job), 201
 
@@ -66,5 +68,6 @@ def list_jobs(query: dict[str, Any]) -> ResponseReturnValue:
 def cancel_job(job_id: str) -> ResponseReturnValue:
     """QUEUED → CANCELLED at once; CLAIMED/PROCESSING → cancel requested (the holder learns it
     from its heartbeat and posts CANCELLED); a terminal job → 409."""
-    job = jobs.cancel(services().repository, parse_id(job_id, "Job"), utcnow())
+    svc = services()
+    job = jobs.cancel(svc.repository, parse_id(job_id, "Job"), utcnow(), svc.notifier)
     return {"success": True, "job": serializers.job(job)}

@@ -120,7 +120,7 @@ class CliState:
 
     def close(self) -> None:
         if self._services is not None and self._owned:
-            self._services.repository.close()
+            self._services.close()
         self._services = None
 
 

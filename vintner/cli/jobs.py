@@ -22,6 +22,7 @@ from vintner.cli.context import (
 )
 from vintner.domain import jobs
 from vintner.domain.model import Job, JobStatus, JobType, utcnow
+from vintner.ports.notifier import logs_channel
 from vintner.ports.repository import JobFilter, Page
 
 LOG_PAGE = 1000
@@ -77,11 +78,12 @@ def enqueue_command(job_type: str, vine_id: uuid.UUID | None, plan_job_id: uuid.
             raise CliError(f"--config-snapshot is not valid JSON: {exc}") from None
         if not isinstance(snapshot, dict):
             raise CliError("--config-snapshot must hold a JSON object")
-    job = jobs.enqueue(services().repository, jobs.EnqueueRequest(
+    svc = services()
+    job = jobs.enqueue(svc.repository, jobs.EnqueueRequest(
         job_type=JobType(job_type.upper()), vine_id=vine_id, cloud_identity_id=cloud_identity_id,
         assigned_worker_id=assigned_worker_id, plan_job_id=plan_job_id,
         config_snapshot=snapshot,
-    ), utcnow())
+    ), utcnow(), svc.notifier)
     if as_json:
         echo_json(serializers.job(job))
     else:
@@ -130,7 +132,8 @@ def show_command(job_id: uuid.UUID, as_json: bool) -> None:
 @json_option
 def cancel_command(job_id: uuid.UUID, as_json: bool) -> None:
     """Cancel a job: QUEUED at once; CLAIMED/PROCESSING asks the worker to stop."""
-    job = jobs.cancel(services().repository, job_id, utcnow())
+    svc = services()
+    job = jobs.cancel(svc.repository, job_id, utcnow(), svc.notifier)
     if as_json:
         echo_json({"success": True, "job": serializers.job(job)})
     elif job.status == JobStatus.CANCELLED:
@@ -147,7 +150,8 @@ def cancel_command(job_id: uuid.UUID, as_json: bool) -> None:
 @click.option("--after", type=click.IntRange(min=0), default=0,
               help="Only chunks with a larger log id.")
 @click.option("--poll-interval", type=click.FloatRange(min=0.01), default=1.0, show_default=True,
-              help="Seconds between polls with --follow.")
+              help="With --follow: the longest wait between reads. New chunks wake the "
+                   "follower at once on PostgreSQL (LISTEN/NOTIFY); SQLite is polled.")
 @click.option("--tail-wait", type=click.FloatRange(min=0), default=5.0, show_default=True,
               help="With --follow: after the job ended, stop once no chunk came for this long.")
 @json_option
@@ -155,15 +159,21 @@ def logs_command(job_id: uuid.UUID, follow: bool, after: int, poll_interval: flo
                  tail_wait: float, as_json: bool) -> None:
     """Print a job's log chunks in order (--json: one JSON object per chunk).
 
-    With --follow, poll until the job is terminal and its tail has arrived: the agent may send
-    the last chunks after the final status (they are accepted for the log tail grace period),
-    so following stops when no chunk came for --tail-wait seconds after the job ended, or when
-    that grace period is over.
+    With --follow, keep reading until the job is terminal and its tail has arrived: the agent
+    may send the last chunks after the final status (they are accepted for the log tail grace
+    period), so following stops when no chunk came for --tail-wait seconds after the job ended,
+    or when that grace period is over. Between reads the follower waits on the job's log
+    channel of the repository's notifier (woken by appends and status changes in any server
+    process on PostgreSQL; SQLite's notifier polls), at most --poll-interval seconds.
     """
     svc = services()
     repo = svc.repository
     grace = timedelta(seconds=svc.timings.log_tail_grace_s)
     quiet_since: float | None = None
+    notifier = svc.notifier if follow else None
+    channel = logs_channel(job_id)
+    # the position is taken before each read: a wake-up between the read and the wait is kept
+    position = notifier.position(channel) if notifier is not None else 0
     while True:
         # the job's status is read before the chunks are fetched: a chunk accepted before that
         # moment is in the fetch, so "ended, and its grace period over" means nothing is missing
@@ -182,7 +192,7 @@ def logs_command(job_id: uuid.UUID, follow: bool, after: int, poll_interval: flo
             got += len(chunks)
             if len(chunks) < LOG_PAGE:
                 break
-        if not follow:
+        if notifier is None:  # not following
             return
         if job.status.terminal:
             if job.completed_at is None or checked_at - job.completed_at >= grace:
@@ -192,4 +202,7 @@ def logs_command(job_id: uuid.UUID, follow: bool, after: int, poll_interval: flo
                 quiet_since = now
             elif now - quiet_since >= tail_wait:
                 return
-        time.sleep(poll_interval)
+            timeout = min(poll_interval, max(tail_wait - (now - quiet_since), 0.01))
+        else:
+            timeout = poll_interval
+        position = notifier.wait(channel, timeout, after=position)

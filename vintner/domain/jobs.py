@@ -27,6 +27,7 @@ from vintner.domain.model import (
 )
 from vintner.domain.snapshot import build_snapshot, configuration_hash
 from vintner.errors import Conflict, InvalidInput, NotFound
+from vintner.ports.notifier import Notifier
 from vintner.ports.repository import Repository, Transaction
 
 JOB_NOT_FOUND = "Job not found"
@@ -49,7 +50,9 @@ class EnqueueRequest:
     max_attempts: int = 3
 
 
-def enqueue(repo: Repository, req: EnqueueRequest, now: datetime) -> Job:
+def enqueue(repo: Repository, req: EnqueueRequest, now: datetime,
+            notifier: Notifier | None = None) -> Job:
+    """Add a QUEUED job; after the commit, ``notifier`` (if given) tells waiting claimers."""
     job = Job(id=new_id(), job_type=req.job_type, max_attempts=req.max_attempts,
               assigned_worker_id=req.assigned_worker_id, created_at=now, updated_at=now)
     with repo.transaction() as tx:
@@ -77,6 +80,8 @@ def enqueue(repo: Repository, req: EnqueueRequest, now: datetime) -> Job:
             job.config_snapshot = dict(req.config_snapshot or {})
             job.configuration_hash = configuration_hash(job.config_snapshot)
             tx.add_job(job)
+    if notifier is not None:  # after the commit: a woken reader must find the job
+        notifier.notify_job_enqueued()
     return job
 
 
@@ -145,8 +150,28 @@ def update_status(
     error_message: str | None,
     execution_metadata: JsonObject | None,
     now: datetime,
+    notifier: Notifier | None = None,
 ) -> Job:
-    """``PUT /api/jobs/{id}/status``: a transition, a metadata post, or an idempotent retry."""
+    """``PUT /api/jobs/{id}/status``: a transition, a metadata post, or an idempotent retry.
+    After the commit, ``notifier`` (if given) wakes the job's log followers (they stop on a
+    terminal status)."""
+    updated = _update_status(repo, worker, job_id, status=status, error_message=error_message,
+                             execution_metadata=execution_metadata, now=now)
+    if notifier is not None and updated.status != JobStatus.PROCESSING:
+        notifier.notify_logs(updated.id)
+    return updated
+
+
+def _update_status(
+    repo: Repository,
+    worker: Worker,
+    job_id: uuid.UUID,
+    *,
+    status: JobStatus,
+    error_message: str | None,
+    execution_metadata: JsonObject | None,
+    now: datetime,
+) -> Job:
     with repo.transaction() as tx:
         job = _held_job(tx, worker, job_id)
         if state_machine.worker_move(job.status, status) is state_machine.Move.IDEMPOTENT_RETRY:
@@ -181,8 +206,17 @@ def update_status(
 # -- operator cancel --------------------------------------------------------------------------
 
 
-def cancel(repo: Repository, job_id: uuid.UUID, now: datetime) -> Job:
-    """QUEUED → CANCELLED at once; CLAIMED/PROCESSING → cancel requested; terminal → 409."""
+def cancel(repo: Repository, job_id: uuid.UUID, now: datetime,
+           notifier: Notifier | None = None) -> Job:
+    """QUEUED → CANCELLED at once; CLAIMED/PROCESSING → cancel requested; terminal → 409.
+    A job cancelled at once wakes its log followers (``notifier``, after the commit)."""
+    job = _cancel(repo, job_id, now)
+    if notifier is not None and job.status == JobStatus.CANCELLED:
+        notifier.notify_logs(job.id)
+    return job
+
+
+def _cancel(repo: Repository, job_id: uuid.UUID, now: datetime) -> Job:
     while True:  # a claim or a status post may win the compare-and-set; then decide again
         with repo.transaction() as tx:
             job = tx.get_job(job_id)
@@ -218,12 +252,34 @@ def append_log(
     seq: int | None,
     now: datetime,
     timings: Timings,
+    notifier: Notifier | None = None,
 ) -> tuple[LogChunk, bool, Job]:
     """Store a chunk from the holder; returns (chunk, duplicate, job).
 
     Accepted while the job is held, and for ``log_tail_grace_s`` after it reached a terminal
-    status, so the tail of a log is not lost because the status was sent first.
+    status, so the tail of a log is not lost because the status was sent first. After the
+    commit, ``notifier`` (if given) wakes the job's log followers (not for a duplicate, which
+    stored nothing); the notifier coalesces bursts.
     """
+    chunk, duplicate, job = _append_log(repo, worker, job_id, log_chunk=log_chunk,
+                                        stream_type=stream_type, seq=seq, now=now,
+                                        timings=timings)
+    if notifier is not None and not duplicate:
+        notifier.notify_logs(job.id)
+    return chunk, duplicate, job
+
+
+def _append_log(
+    repo: Repository,
+    worker: Worker,
+    job_id: uuid.UUID,
+    *,
+    log_chunk: str,
+    stream_type: StreamType,
+    seq: int | None,
+    now: datetime,
+    timings: Timings,
+) -> tuple[LogChunk, bool, Job]:
     with repo.transaction() as tx:
         job = _held_job(tx, worker, job_id)
         if job.status.terminal:
