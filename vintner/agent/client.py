@@ -162,9 +162,10 @@ class WorkerClient:
     def heartbeat(
         self, *, status: str = "ONLINE", current_job_id: str | None = None
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"version": __version__, "status": status}
-        if current_job_id:
-            body["current_job_id"] = current_job_id
+        # current_job_id is always sent (null when idle): the server then releases a claimed
+        # job this agent never received (a lost claim response, a restart under the same id)
+        body: dict[str, Any] = {"version": __version__, "status": status,
+                                "current_job_id": current_job_id}
         response = self._send("POST", "/api/workers/heartbeat", retry=False, write=False, json=body)
         return response.json()
 

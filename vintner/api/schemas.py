@@ -23,7 +23,8 @@ class HeartbeatSchema(BaseSchema):
     version = Text(max_length=64, allow_none=True, load_default=None)
     status = Text(validate=validate.OneOf(["ONLINE", "DRAINING"]), allow_none=True,
                   load_default=None)
-    current_job_id = fields.UUID(allow_none=True, load_default=None)
+    # left out of the result when absent: only a heartbeat that reports it releases claims
+    current_job_id = fields.UUID(allow_none=True)
 
 
 class JobStatusSchema(BaseSchema):

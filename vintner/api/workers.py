@@ -68,7 +68,9 @@ def heartbeat(body: dict[str, Any]) -> ResponseReturnValue:
     now = utcnow()
     status = WorkerStatus(body["status"]) if body["status"] else None
     worker, cancel_ids = workers.heartbeat(
-        svc.repository, current_worker().id, version=body["version"], status=status, now=now
+        svc.repository, current_worker().id, version=body["version"], status=status, now=now,
+        timings=svc.timings, reports_current_job="current_job_id" in body,
+        current_job_id=body.get("current_job_id"),
     )
     return {
         "success": True,

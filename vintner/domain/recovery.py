@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -167,25 +168,58 @@ def _record(report: SweepReport, job: Job | None) -> None:
 
 def recover_worker_jobs(
     repo: Repository, worker_id: uuid.UUID, *, now: datetime, reason: str = WORKER_DELETED,
-    report: SweepReport | None = None,
+    report: SweepReport | None = None, only: Callable[[Job], bool] | None = None,
 ) -> SweepReport:
-    """Recover every job the worker holds (it was deleted: its token is already revoked)."""
+    """Recover the jobs the worker holds (every one, or those ``only`` selects): it was deleted
+    (its token is already revoked), or it says it is not running them."""
     report = report or SweepReport()
+
+    def selected(job: Job | None) -> bool:
+        return (job is not None and job.status.held and job.worker_id == worker_id
+                and (only is None or only(job)))
+
     with repo.transaction() as tx:
-        job_ids = [job.id for job in tx.list_held_jobs(worker_id)]
+        job_ids = [job.id for job in tx.list_held_jobs(worker_id) if selected(job)]
     for job_id in job_ids:
         with repo.transaction() as tx:
             job = tx.get_job(job_id)
-            if job is None or not job.status.held or job.worker_id != worker_id:
+            if not selected(job):
                 continue
             if job.vine_id is not None:
                 tx.get_vine(job.vine_id, for_update=True)
                 job = tx.get_job(job_id)
-                if job is None or not job.status.held or job.worker_id != worker_id:
+                if not selected(job):
                     continue
             target, message = _decide(job, reason)
             _record(report, end_job_by_server(tx, job, target, message, now))
     return report
+
+
+def release_unreported_claims(
+    repo: Repository, worker_id: uuid.UUID, current_job_id: uuid.UUID | None, *,
+    now: datetime, timings: Timings,
+) -> SweepReport:
+    """Requeue the worker's CLAIMED jobs that its heartbeat says it is not running.
+
+    A live worker can hold a claimed job it never saw: the claim's response was lost, or the
+    agent restarted under the same id. Liveness alone would keep such a job forever. When a
+    heartbeat reports ``current_job_id`` (null: idle), CLAIMED jobs of that worker other than
+    the reported one, claimed longer than ``worker_offline_after_s`` ago (far longer than an
+    agent needs to start a job it received), go through the usual recovery rule. PROCESSING
+    jobs are never touched here: the worker started them, and its final status may be on its
+    way.
+    """
+    grace = timedelta(seconds=timings.worker_offline_after_s)
+
+    def unreported(job: Job) -> bool:
+        return (job.status == JobStatus.CLAIMED and job.id != current_job_id
+                and job.claimed_at is not None and now - job.claimed_at > grace)
+
+    return recover_worker_jobs(
+        repo, worker_id, now=now, only=unreported,
+        reason="the worker reports it is not running the job (a lost claim response, or a "
+               "restart)",
+    )
 
 
 def sweep(repo: Repository, timings: Timings, now: datetime) -> SweepReport:

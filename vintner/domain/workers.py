@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from vintner.domain import recovery
+from vintner.domain.liveness import Timings
 from vintner.domain.model import JsonObject, Worker, WorkerMode, WorkerStatus, new_id
 from vintner.domain.tokens import hash_token, new_worker_token, token_matches
 from vintner.errors import NotFound, TooLarge, Unauthorized
@@ -81,8 +82,18 @@ def heartbeat(
     version: str | None,
     status: WorkerStatus | None,
     now: datetime,
+    timings: Timings,
+    reports_current_job: bool = False,
+    current_job_id: uuid.UUID | None = None,
 ) -> tuple[Worker, list[uuid.UUID]]:
-    """Record a heartbeat; return the worker and the ids of its jobs with a cancel request."""
+    """Record a heartbeat; return the worker and the ids of its jobs with a cancel request.
+
+    When the heartbeat reports ``current_job_id`` (null meaning idle), CLAIMED jobs the worker
+    long holds without running them are released (:func:`recovery.release_unreported_claims`).
+    """
+    if reports_current_job:
+        recovery.release_unreported_claims(repo, worker_id, current_job_id, now=now,
+                                           timings=timings)
     with repo.transaction() as tx:
         worker = tx.get_worker(worker_id)
         if worker is None:  # revoked between authentication and now
