@@ -17,7 +17,7 @@ from vintner.api.blueprint import Blueprint
 from vintner.api.ids import parse_id
 from vintner.domain import artifacts
 from vintner.domain.model import utcnow
-from vintner.errors import InvalidInput, TooLarge
+from vintner.errors import InvalidInput, TooLarge, VintnerError
 from vintner.services import services
 
 blp = Blueprint("artifacts", __name__, url_prefix="/api/jobs", description="Plan artifacts")
@@ -86,8 +86,13 @@ def upload_plan_artifact(job_id: str) -> ResponseReturnValue:
             svc.repository, svc.artifacts, current_worker(), job_uuid,
             _PrefixedStream(head, source), max_bytes=MAX_PLAN_BYTES, now=utcnow(),
         )
-    except TooLarge:
-        raise TooLarge(TOO_LARGE) from None
+    except VintnerError as exc:
+        # The store failed or the body was too large with part of it unread: read the rest
+        # (bounded) so the client gets our answer on a usable connection, not a reset one.
+        _drain(source, DRAIN_LIMIT)
+        if isinstance(exc, TooLarge):
+            raise TooLarge(TOO_LARGE) from None
+        raise
     return {"key": stored.key, "size": stored.size, "sha256": stored.sha256}, 201
 
 
