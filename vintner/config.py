@@ -5,6 +5,7 @@ setting raises :class:`~vintner.errors.ConfigError` naming it, and the server do
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 import tomllib
@@ -30,6 +31,8 @@ UNPREFIXED_ENV = {"SUPABASE_URL": "supabase_url",
 ENVIRONMENTS = ("development", "production")
 ADMIN_TOKEN_PREFIX = "vto_"
 MIN_ADMIN_TOKEN_LENGTH = 16
+#: the largest duration setting (seconds): larger ones overflow date arithmetic
+MAX_SECONDS = 10 * 365 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,12 @@ def _coerce(name: str, value: Any, source: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError("expected a number")
             number = float(value)
+            if not math.isfinite(number):
+                raise ValueError("expected a finite number")
             if number <= 0:
                 raise ValueError("must be greater than 0")
+            if number > MAX_SECONDS:
+                raise ValueError(f"must be at most {MAX_SECONDS} (ten years)")
             return number
         if kind == "dict[str, Any]":
             if not isinstance(value, Mapping):
@@ -224,10 +231,15 @@ def development_admin_token(settings: Settings) -> tuple[str, bool]:
     path = Path(settings.instance_path) / "admin-token"
     if path.exists():
         return path.read_text().strip(), False
-    path.parent.mkdir(parents=True, exist_ok=True)
     token = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
-    # created 0600: the token grants full operator access
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # created 0600: the token grants full operator access
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as exc:
+        raise ConfigError(
+            f"Invalid setting instance_path: cannot create {path}: {exc.strerror or exc}"
+        ) from None
     with os.fdopen(fd, "w") as fh:
         fh.write(token + "\n")
     return token, True

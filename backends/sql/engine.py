@@ -80,7 +80,12 @@ def _sqlite_engine(url: URL, options: Mapping[str, Any]) -> Engine:
     database = url.database or ""
     if not database.startswith("file:"):
         parent = os.path.dirname(os.path.abspath(database))
-        os.makedirs(parent, exist_ok=True)
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"Invalid setting database_url: cannot create {parent}: {exc.strerror or exc}"
+            ) from None
     busy_timeout = float(options.get("busy_timeout_s", DEFAULT_BUSY_TIMEOUT_S))
     engine = create_engine(
         url,
