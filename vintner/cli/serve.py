@@ -3,19 +3,63 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import click
+from werkzeug.serving import WSGIRequestHandler
 
 from vintner.cli.context import CliError
 
 DEFAULT_PORT = 5000  # Flask's (the README and examples use it)
 
 
+def protocol_error_body(status: int, message: str) -> bytes:
+    """The project's error shape for a request the HTTP server refuses before the app sees it
+    (a garbage request line, an over-long URL or header): JSON, never the server's HTML page."""
+    return json.dumps({"error": message, "code": status}).encode()
+
+
+class JsonErrorRequestHandler(WSGIRequestHandler):
+    """Flask's development server, answering its own protocol errors as JSON."""
+
+    def send_error(self, code: int, message: str | None = None,
+                   explain: str | None = None) -> None:
+        self.log_error("code %d, message %s", code, message)
+        text = message or self.responses.get(code, ("Error",))[0]
+        body = protocol_error_body(code, text)
+        if self.request_version == "HTTP/0.9":  # unparsable request line: answer with a status
+            self.request_version = "HTTP/1.0"
+        self.send_response(code)
+        self.send_header("Connection", "close")
+        self.close_connection = True
+        if code >= 200 and code not in (204, 304):
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+
+def _gunicorn_json_errors() -> None:
+    """gunicorn answers malformed requests itself with an HTML page (``util.write_error``);
+    make that the project's JSON error shape in the processes ``vintner serve`` starts."""
+    from gunicorn import util
+
+    def write_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+        body = protocol_error_body(status_int, mesg or reason)
+        head = (f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+        util.write_nonblock(sock, head.encode("latin1") + body)
+
+    util.write_error = write_error
+
+
 def run_development(app: Any, host: str, port: int) -> None:
     """Flask's development server: threaded, no reloader (the sweep thread and the printed
     token would otherwise run twice)."""
-    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False,
+            request_handler=JsonErrorRequestHandler)
 
 
 def run_production(host: str, port: int, workers: int, threads: int, timeout: int) -> None:
@@ -41,6 +85,7 @@ def run_production(host: str, port: int, workers: int, threads: int, timeout: in
             # the schema was migrated once, before the workers started
             return create_app({"auto_migrate": False})
 
+    _gunicorn_json_errors()
     VintnerServer({
         "bind": f"{host}:{port}", "workers": workers, "threads": threads,
         "worker_class": "gthread", "timeout": timeout, "accesslog": "-",
