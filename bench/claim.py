@@ -54,16 +54,17 @@ from tests.support.http_agents import register_agents, run_agents  # noqa: E402
 from tests.support.server import running_server  # noqa: E402
 from vintner.domain.model import utcnow  # noqa: E402
 
-SQLITE_CLAIM = """
+# the repository's two passes (pre-assigned to this worker, then unassigned), as bare SQL
+_SQLITE_PASS = """
 UPDATE jobs SET status = 'CLAIMED', worker_id = :w, claimed_at = :now, updated_at = :now,
        attempts = attempts + 1
-WHERE id = (SELECT id FROM jobs
-            WHERE status = 'QUEUED' AND (assigned_worker_id = :w OR assigned_worker_id IS NULL)
-            ORDER BY CASE WHEN assigned_worker_id = :w THEN 0 ELSE 1 END, created_at, id
-            LIMIT 1)
+WHERE id = (SELECT id FROM jobs WHERE status = 'QUEUED' AND {candidates}
+            ORDER BY created_at, id LIMIT 1)
   AND status = 'QUEUED'
 RETURNING id
 """
+SQLITE_CLAIM = (_SQLITE_PASS.format(candidates="assigned_worker_id = :w"),
+                _SQLITE_PASS.format(candidates="assigned_worker_id IS NULL"))
 
 Claimer = Callable[[uuid.UUID], list[str]]
 
@@ -131,7 +132,11 @@ def raw_sqlite(path: Path, worker_ids: list[uuid.UUID]) -> Claimer:
             while True:
                 now = datetime.now(UTC).replace(tzinfo=None).isoformat(sep=" ")
                 conn.execute("BEGIN IMMEDIATE")
-                row = conn.execute(SQLITE_CLAIM, {"w": worker_id.hex, "now": now}).fetchone()
+                row = None
+                for statement in SQLITE_CLAIM:
+                    row = conn.execute(statement, {"w": worker_id.hex, "now": now}).fetchone()
+                    if row is not None:
+                        break
                 conn.execute("COMMIT")
                 if row is None:
                     return got
