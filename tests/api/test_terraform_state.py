@@ -44,6 +44,20 @@ def test_state_round_trip_and_no_state(client: FlaskClient, driver: Driver) -> N
     assert client.get(url(vine_id), headers=basic(worker)).status_code == 404
 
 
+
+def test_empty_post_is_refused_and_keeps_the_state(client: FlaskClient, driver: Driver) -> None:
+    # an empty body stored as the state reads back as "no state" to Terraform: the next plan
+    # would recreate everything
+    worker, _, vine_id = holder(driver)
+    state = json.dumps({"version": 4, "serial": 3, "resources": []}).encode()
+    assert client.post(url(vine_id), data=state, headers=basic(worker)).status_code == 200
+    for method in ("POST", "PUT"):
+        refused = client.open(url(vine_id), method=method, data=b"", headers=basic(worker))
+        assert refused.status_code == 400, refused.data
+        assert refused.get_json() == {"error": "Empty body", "code": 400}
+    got = client.get(url(vine_id), headers=basic(worker))
+    assert got.status_code == 200 and got.data == state
+
 def test_auth_and_access(client: FlaskClient, driver: Driver) -> None:
     worker, _, vine_id = holder(driver)
     assert client.get(url(vine_id)).status_code == 401

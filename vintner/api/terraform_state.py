@@ -16,6 +16,7 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 from marshmallow import ValidationError
 
+from vintner.api.artifacts import _PrefixedStream as PrefixedStream
 from vintner.api.blueprint import parse_json_body
 from vintner.api.errors import error_response
 from vintner.api.fields import no_nul_anywhere
@@ -91,9 +92,13 @@ def state(vine_id: str) -> ResponseReturnValue:
         if request.method in ("POST", "PUT"):
             if (request.content_length or 0) > terraform_state.MAX_STATE_BYTES:
                 raise TooLarge(STATE_TOO_LARGE)
+            # an empty body is never a state: stored, Terraform would read "no state" next time
+            head = request.stream.read(64 * 1024)
+            if not head:
+                raise InvalidInput("Empty body")
             try:
                 terraform_state.write_state(svc.repository, svc.artifacts, vine_uuid,
-                                            request.stream, lock_id)
+                                            PrefixedStream(head, request.stream), lock_id)
             except TooLarge:
                 raise TooLarge(STATE_TOO_LARGE) from None
             return "", 200
