@@ -12,6 +12,7 @@ def register_blueprints(app: Flask, api: Api) -> None:
         health,
         identities,
         jobs,
+        log_stream,
         logs,
         queue,
         terraform_state,
@@ -25,5 +26,5 @@ def register_blueprints(app: Flask, api: Api) -> None:
     app.register_blueprint(health.blp)
     app.register_blueprint(terraform_state.blp)
     # the worker API, then the operator API
-    for module in (workers, jobs, logs, artifacts, identities, vineyards, vines, queue):
+    for module in (workers, jobs, logs, log_stream, artifacts, identities, vineyards, vines, queue):
         api.register_blueprint(module.blp)

@@ -47,6 +47,10 @@ class LogQuerySchema(BaseSchema):
     limit = QueryInt(minimum=1, maximum=5000, load_default=1000)
 
 
+class LogStreamQuerySchema(BaseSchema):
+    after = QueryInt(minimum=0, load_default=0)
+
+
 class PageQuerySchema(BaseSchema):
     limit = QueryInt(minimum=1, maximum=100, load_default=20)
     offset = QueryInt(minimum=0, load_default=0)
