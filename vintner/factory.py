@@ -38,6 +38,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = Flask("vintner", instance_path=settings.instance_path)
+    # "//api//workers" is a 404 JSON, not a redirect with an HTML body
+    app.url_map.merge_slashes = False
     app.config.update(
         API_TITLE="Vintner",
         API_VERSION=__version__,

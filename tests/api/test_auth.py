@@ -171,3 +171,9 @@ def test_operator_token_works_on_shared_endpoints(client: FlaskClient,
                                                   worker: WorkerCreds) -> None:
     assert client.get(f"/api/workers/{worker.id}", headers=OPERATOR).status_code == 200
     assert_error(client.get(f"/api/jobs/{JOB}", headers=OPERATOR), 404, "Job not found")
+
+
+def test_doubled_slashes_are_a_json_404_not_a_redirect(client: FlaskClient) -> None:
+    response = client.get("//api//workers", headers=OPERATOR)
+    assert response.status_code == 404
+    assert response.get_json()["code"] == 404

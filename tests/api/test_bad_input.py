@@ -178,6 +178,7 @@ CATEGORIES = ("valid", "unauthenticated", "malformed_json", "non_object", "wrong
 ERROR_SENTENCES_401 = {
     "Missing X-Worker-ID or X-Worker-Token", "Invalid worker ID or token",
     "Operator token required", "Invalid operator token",
+    "Basic auth with the worker ID and token required",  # Terraform's state backend
 }
 
 _ARG = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")

@@ -131,3 +131,10 @@ def test_lock_info_must_be_an_object_with_an_id(client: FlaskClient, driver: Dri
         response = client.open(url(vine_id), method="LOCK", data=body, headers=basic(worker))
         assert response.status_code == 400
         assert "error" in response.get_json()
+
+
+def test_missing_basic_auth_names_what_is_needed(client: FlaskClient, driver: Driver) -> None:
+    _, _, vine_id = holder(driver)
+    response = client.get(url(vine_id))
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "Basic auth with the worker ID and token required"

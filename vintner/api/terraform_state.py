@@ -36,7 +36,7 @@ LOCK_INFO_TOO_LARGE = "Lock info too large (max 64 KiB)"
 def _authenticate() -> workers.Worker:
     auth = request.authorization
     if auth is None or auth.type != "basic":
-        raise Unauthorized(workers.MISSING_CREDENTIALS)
+        raise Unauthorized("Basic auth with the worker ID and token required")
     return workers.authenticate(services().repository, auth.username, auth.password)
 
 
