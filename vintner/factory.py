@@ -37,6 +37,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings = load_settings(test_config)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # alembic announces each of its autogenerate plugins at INFO on every start-up
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     app = Flask("vintner", instance_path=settings.instance_path)
     # "//api//workers" is a 404 JSON, not a redirect with an HTML body
     app.url_map.merge_slashes = False
