@@ -131,7 +131,9 @@ def test_pg_listener_reconnects_and_wakes_everyone(
             "WHERE datname = current_database() AND query LIKE 'LISTEN%%' "
             "AND pid <> pg_backend_pid()"
         ).fetchall()
-    assert len(killed) == 2  # both notifiers' listening connections
+    # both notifiers' listening connections (and any a finished test left in the session's
+    # database: they reconnect too)
+    assert len(killed) >= 2
     # the reconnect itself wakes waiters (notifications may have been lost meanwhile)
     pos = b.wait(logs_channel(job), 10, after=pos)
     assert b.ready()
