@@ -49,9 +49,6 @@ class AgentConfig:
     keep_workdirs: bool = False
     timings: Timings = field(default_factory=Timings)
 
-    def with_timings(self, **changes: float) -> AgentConfig:
-        return replace(self, timings=replace(self.timings, **changes))
-
 
 def _first(env: Mapping[str, str], *names: str) -> str | None:
     for name in names:

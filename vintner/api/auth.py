@@ -84,7 +84,3 @@ def worker_or_operator(view: F) -> F:
 def current_worker() -> Worker | None:
     """The authenticated worker, or None for an operator."""
     return g.get("worker")
-
-
-def is_operator() -> bool:
-    return bool(g.get("operator"))
