@@ -118,12 +118,14 @@ class PostgresNotifier(LocalNotifier):
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.5):
                             self._deliver(note.payload)
-            except Exception:
+            except Exception as exc:
                 if self._stop.is_set():
                     break
                 self._listening.clear()
-                log.warning("notification listener lost its connection; retrying in %.1fs",
-                            delay, exc_info=True)
+                # one line per attempt (the listener retries forever while the server runs)
+                log.warning("notification listener lost its connection (%s); retrying in %.1fs",
+                            str(exc).strip().splitlines()[0] if str(exc).strip()
+                            else type(exc).__name__, delay)
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._reconnect_max_s)
 
