@@ -178,7 +178,7 @@ def recover_worker_jobs(
         return (job is not None and job.status.held and job.worker_id == worker_id
                 and (only is None or only(job)))
 
-    with repo.transaction() as tx:
+    with repo.transaction(readonly=True) as tx:  # the writes below re-read each job
         job_ids = [job.id for job in tx.list_held_jobs(worker_id) if selected(job)]
     for job_id in job_ids:
         with repo.transaction() as tx:
