@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 from marshmallow import Schema, ValidationError
 
+from vintner.api import serializers
 from vintner.errors import ConfigError, VintnerError
 from vintner.services import Services
 
@@ -180,6 +181,16 @@ def echo_page_footer(shown: int, total: int, offset: int) -> None:
     if shown < total:
         click.echo(f"({shown} shown, {offset + 1}-{offset + shown} of {total}; "
                    "use --limit/--offset for more)")
+
+
+def echo_listing(plural: str, rows: list[dict[str, Any]], total: int, limit: int, offset: int,
+                 *, as_json: bool, columns: Sequence[tuple[str, str]], empty: str) -> None:
+    """A listing as the API returns it (``--json``), or as a table with a paging footer."""
+    if as_json:
+        echo_json(serializers.listing(plural, rows, total, limit, offset))
+        return
+    echo_table(rows, columns, empty=empty)
+    echo_page_footer(len(rows), total, offset)
 
 
 def echo_fields(pairs: Iterable[tuple[str, Any]]) -> None:

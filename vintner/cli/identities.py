@@ -14,8 +14,7 @@ from vintner.cli.context import (
     CliError,
     echo_fields,
     echo_json,
-    echo_page_footer,
-    echo_table,
+    echo_listing,
     json_option,
     load_with,
     services,
@@ -107,17 +106,15 @@ def list_command(limit: int, offset: int, as_json: bool) -> None:
     with services().repository.transaction(readonly=True) as tx:
         items, total = tx.list_cloud_identities(Page(limit=limit, offset=offset))
     rows = [serializers.cloud_identity(i) for i in items]
-    if as_json:
-        echo_json(serializers.listing("cloud_identities", rows, total, limit, offset))
-        return
-    for row in rows:
-        creds = row["credentials"]
-        row["detail"] = (creds.get("role_arn") or creds.get("service_account_email")
-                         or creds.get("client_id"))
-    echo_table(rows, [("id", "ID"), ("provider", "PROVIDER"), ("name", "NAME"),
-                      ("detail", "ROLE / ACCOUNT"), ("is_verified", "VERIFIED")],
-               empty="No cloud identities.")
-    echo_page_footer(len(rows), total, offset)
+    if not as_json:
+        for row in rows:
+            creds = row["credentials"]
+            row["detail"] = (creds.get("role_arn") or creds.get("service_account_email")
+                             or creds.get("client_id"))
+    echo_listing("cloud_identities", rows, total, limit, offset, as_json=as_json,
+                 columns=[("id", "ID"), ("provider", "PROVIDER"), ("name", "NAME"),
+                           ("detail", "ROLE / ACCOUNT"), ("is_verified", "VERIFIED")],
+                 empty="No cloud identities.")
 
 
 @identities_group.command("show")

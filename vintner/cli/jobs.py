@@ -15,8 +15,7 @@ from vintner.cli.context import (
     CliError,
     echo_fields,
     echo_json,
-    echo_page_footer,
-    echo_table,
+    echo_listing,
     json_option,
     services,
 )
@@ -110,13 +109,10 @@ def list_command(status: str | None, job_type: str | None, vine_id: uuid.UUID | 
     with services().repository.transaction(readonly=True) as tx:
         items, total = tx.list_jobs(flt, Page(limit=limit, offset=offset))
     rows = [serializers.job(j) for j in items]
-    if as_json:
-        echo_json(serializers.listing("jobs", rows, total, limit, offset))
-        return
-    echo_table(rows, [("id", "ID"), ("job_type", "TYPE"), ("status", "STATUS"),
-                      ("vine_id", "VINE"), ("worker_id", "WORKER"), ("created_at", "CREATED")],
-               empty="No jobs.")
-    echo_page_footer(len(rows), total, offset)
+    echo_listing("jobs", rows, total, limit, offset, as_json=as_json,
+                 columns=[("id", "ID"), ("job_type", "TYPE"), ("status", "STATUS"),
+                           ("vine_id", "VINE"), ("worker_id", "WORKER"), ("created_at", "CREATED")],
+                 empty="No jobs.")
 
 
 @jobs_group.command("show")

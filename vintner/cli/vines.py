@@ -16,8 +16,7 @@ from vintner.api.operator_schemas import VineCreateSchema, VinePatchSchema
 from vintner.cli.context import (
     CliError,
     echo_json,
-    echo_page_footer,
-    echo_table,
+    echo_listing,
     json_option,
     load_with,
     services,
@@ -141,13 +140,11 @@ def list_command(vineyard_id: uuid.UUID | None, limit: int, offset: int, as_json
     with services().repository.transaction(readonly=True) as tx:
         items, total = tx.list_vines(Page(limit=limit, offset=offset), vineyard_id=vineyard_id)
     rows = [serializers.vine(v) for v in items]
-    if as_json:
-        echo_json(serializers.listing("vines", rows, total, limit, offset))
-        return
-    echo_table(rows, [("id", "ID"), ("project_name", "PROJECT"),
-                      ("environment_stage", "STAGE"), ("region", "REGION"),
-                      ("status", "STATUS"), ("vineyard_id", "VINEYARD")], empty="No vines.")
-    echo_page_footer(len(rows), total, offset)
+    echo_listing("vines", rows, total, limit, offset, as_json=as_json,
+                 columns=[("id", "ID"), ("project_name", "PROJECT"),
+                           ("environment_stage", "STAGE"), ("region", "REGION"),
+                           ("status", "STATUS"), ("vineyard_id", "VINEYARD")],
+                 empty="No vines.")
 
 
 @vines_group.command("show")

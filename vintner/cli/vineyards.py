@@ -11,8 +11,7 @@ from vintner.api.operator_schemas import VineyardCreateSchema
 from vintner.cli.context import (
     echo_fields,
     echo_json,
-    echo_page_footer,
-    echo_table,
+    echo_listing,
     json_option,
     load_with,
     services,
@@ -56,12 +55,9 @@ def list_command(limit: int, offset: int, as_json: bool) -> None:
     with services().repository.transaction(readonly=True) as tx:
         items, total = tx.list_vineyards(Page(limit=limit, offset=offset))
     rows = [serializers.vineyard(v) for v in items]
-    if as_json:
-        echo_json(serializers.listing("vineyards", rows, total, limit, offset))
-        return
-    echo_table(rows, [("id", "ID"), ("name", "NAME"), ("description", "DESCRIPTION")],
-               empty="No vineyards.")
-    echo_page_footer(len(rows), total, offset)
+    echo_listing("vineyards", rows, total, limit, offset, as_json=as_json,
+                 columns=[("id", "ID"), ("name", "NAME"), ("description", "DESCRIPTION")],
+                 empty="No vineyards.")
 
 
 @vineyards_group.command("show")

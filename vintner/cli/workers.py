@@ -12,8 +12,7 @@ from vintner.api.schemas import RegisterWorkerSchema
 from vintner.cli.context import (
     CliError,
     echo_json,
-    echo_page_footer,
-    echo_table,
+    echo_listing,
     json_option,
     load_with,
     services,
@@ -76,13 +75,10 @@ def list_command(limit: int, offset: int, as_json: bool) -> None:
         items, total = tx.list_workers(Page(limit=limit, offset=offset))
     now = utcnow()
     rows = [serializers.worker(w, now, svc.timings) for w in items]
-    if as_json:
-        echo_json(serializers.listing("workers", rows, total, limit, offset))
-        return
-    echo_table(rows, [("id", "ID"), ("name", "NAME"), ("mode", "MODE"), ("status", "STATUS"),
-                      ("version", "VERSION"), ("last_heartbeat", "LAST HEARTBEAT")],
-               empty="No workers.")
-    echo_page_footer(len(rows), total, offset)
+    echo_listing("workers", rows, total, limit, offset, as_json=as_json,
+                 columns=[("id", "ID"), ("name", "NAME"), ("mode", "MODE"), ("status", "STATUS"),
+                           ("version", "VERSION"), ("last_heartbeat", "LAST HEARTBEAT")],
+                 empty="No workers.")
 
 
 @workers_group.command("revoke")
